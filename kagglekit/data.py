@@ -1,0 +1,176 @@
+"""Loading a competition's tables: train, test and sample submission.
+
+CSV files are parsed once and cached as parquet, keyed by the source file's path, size and mtime,
+so a changed file is re-read and an unchanged one loads in milliseconds. Every declared column is
+checked here, with errors that list the columns found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DataError, did_you_mean
+from .spec import Competition
+from .workspace import Workspace
+
+@dataclass
+class CompetitionData:
+    """A competition's validated tables. For image competitions ``train`` and ``test`` hold one
+    row per image with a ``path`` column (absolute file path)."""
+
+    comp: Competition
+    dir: Path
+    train: pd.DataFrame
+    test: pd.DataFrame
+    sample: pd.DataFrame | None
+    solution: pd.DataFrame | None = None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: Path, cache_dir: Path | None = None) -> pd.DataFrame:
+    """Read a CSV (or parquet) file, through a parquet cache when ``cache_dir`` is given."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    cached = None
+    if cache_dir is not None:
+        st = path.stat()
+        key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        cached = cache_dir / f"{path.stem}-{key}.parquet"
+        if cached.is_file():
+            try:
+                return pd.read_parquet(cached)
+            except Exception:  # a damaged cache is rebuilt, never trusted
+                cached.unlink(missing_ok=True)
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot parse as CSV: {str(e).splitlines()[0]}") from None
+    if cached is not None:
+        try:
+            atomic_write_parquet(df, cached)
+        except (OSError, ValueError, TypeError):  # caching is an optimisation, never a failure
+            pass
+    return df
+
+
+def require_columns(df: pd.DataFrame, columns: list[str] | tuple[str, ...], file: Path | str,
+                    why: str) -> None:
+    """Raise a DataError naming the file, the missing column, its purpose and the columns found."""
+    for col in columns:
+        if col not in df.columns:
+            found = ", ".join(map(str, df.columns[:30])) + (" ..." if len(df.columns) > 30 else "")
+            raise DataError(f"{file}: no column {col!r} ({why}){did_you_mean(col, map(str, df.columns))}; "
+                            f"columns found: {found}")
+
+
+def check_unique_ids(df: pd.DataFrame, id_column: str, file: Path | str) -> None:
+    dup = df[id_column].duplicated(keep=False)
+    if dup.any():
+        examples = ", ".join(map(str, df.loc[dup, id_column].drop_duplicates().head(3)))
+        raise DataError(f"{file}: id column {id_column!r} has {int(dup.sum())} rows with repeated ids "
+                        f"(e.g. {examples}); ids must be unique")
+
+
+def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
+    """Load and check ``comp``'s tables, generating a built-in competition's data on first use."""
+    data_dir = ws.data_dir(comp)
+    if comp.builtin and not (data_dir / comp.files.train).exists():
+        from .builtin import generate
+
+        generate(comp.builtin, data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{comp.name}: data folder {data_dir} not found; run 'kk download {comp.name}', or set "
+                        f"KK_DATA_DIR to a folder holding {comp.name}/")
+    cache = ws.cache_dir / comp.name
+    if comp.kind == "image" and comp.image is not None and comp.image.layout == "folder":
+        from ._image_tables import folder_tables
+
+        train, test = folder_tables(comp, data_dir)
+    else:
+        train = read_table(_file(data_dir, comp.files.train, comp), cache)
+        test = read_table(_file(data_dir, comp.files.test, comp), cache) if comp.files.test else None
+    sample = None
+    if comp.files.sample_submission:
+        sample = read_table(_file(data_dir, comp.files.sample_submission, comp), cache)
+    if test is None:
+        if sample is None:
+            raise DataError(f"{comp.spec_file}: no test file and no sample submission declared under [files]; "
+                            "declare test = '<file>' or sample_submission = '<file>'")
+        test = sample[[comp.id_column]].copy() if comp.id_column in sample.columns else sample.copy()
+
+    tf = data_dir / comp.files.train
+    require_columns(train, [comp.id_column], tf, f"the id column declared as id in {comp.spec_file}")
+    require_columns(train, [t.name for t in comp.targets], tf, f"a target declared in {comp.spec_file}")
+    test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
+    require_columns(test, [comp.id_column], test_file, f"the id column declared in {comp.spec_file}")
+    if sample is not None:
+        require_columns(sample, [comp.id_column], data_dir / comp.files.sample_submission,
+                        f"the id column declared in {comp.spec_file}")
+    check_unique_ids(train, comp.id_column, tf)
+    check_unique_ids(test, comp.id_column, test_file)
+    for t in comp.targets:
+        n_nan = int(train[t.name].isna().sum())
+        if n_nan:
+            raise DataError(f"{tf}: target column {t.name!r} has {n_nan} missing values (NaN); drop or fill "
+                            "those rows before training")
+    for col in comp.tabular.date_columns:
+        require_columns(train, [col], tf, f"listed in [tabular] date_columns of {comp.spec_file}")
+    for col in (comp.cv.group, comp.cv.time):
+        if col:
+            require_columns(train, [col], tf, f"the CV group/time column in [cv] of {comp.spec_file}")
+    for col in comp.tabular.drop:
+        if col not in train.columns and col not in test.columns:
+            require_columns(train, [col], tf, f"listed in [tabular] drop of {comp.spec_file}")
+    if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
+        from ._image_tables import csv_paths
+
+        train = train.assign(path=csv_paths(train, comp.image.train_path, data_dir, tf))
+        if comp.image.test_path:
+            test = test.assign(path=csv_paths(test, comp.image.test_path, data_dir, test_file))
+
+    solution = None
+    if comp.files.solution and (data_dir / comp.files.solution).is_file():
+        solution = read_table(data_dir / comp.files.solution, cache)
+    return CompetitionData(comp=comp, dir=data_dir, train=train, test=test, sample=sample, solution=solution)
+
+
+def _file(data_dir: Path, name: str, comp: Competition) -> Path:
+    path = data_dir / name
+    if not path.is_file():
+        present = sorted(p.name for p in data_dir.iterdir())[:20] if data_dir.is_dir() else []
+        raise DataError(f"{path}: file not found (declared under [files] in {comp.spec_file}); files in "
+                        f"{data_dir}: {', '.join(present) or 'none'}{did_you_mean(name, present)}")
+    return path

@@ -1,0 +1,168 @@
+"""Metrics registry.
+
+Each metric knows its direction and what it takes: class probabilities (``"proba"``), class labels
+(``"label"``) or values (``"value"``, regression). Predictions are passed in kagglekit's one format
+and converted here: for a classification target ``y_true`` holds class indices ``0..C-1`` and
+``pred`` an ``(n, C)`` probability matrix; for regression both are 1-D arrays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SpecError, did_you_mean, one_of
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+    greater_is_better: bool
+    needs: str  # "proba" | "label" | "value"
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.greater_is_better else "minimize"
+
+    def __call__(self, y_true: np.ndarray, pred: np.ndarray) -> float:
+        """Score predictions in kagglekit's format (see module docstring)."""
+        y_true = np.asarray(y_true)
+        pred = np.asarray(pred, dtype=float)
+        if pred.ndim == 2:  # classification: probability matrix
+            if self.needs == "label":
+                pred = pred.argmax(axis=1)
+            elif self.needs == "proba" and pred.shape[1] == 2 and self.name != "logloss":
+                pred = pred[:, 1]
+        elif self.needs == "label" and y_true.dtype.kind in "iu":  # ordinal regression, e.g. qwk
+            pred = np.rint(pred).astype(int)
+        return float(self.fn(y_true, pred))
+
+    def better(self, a: float, b: float) -> bool:
+        """True when score ``a`` is strictly better than ``b``."""
+        return a > b if self.greater_is_better else a < b
+
+    def sort_key(self, score: float | None) -> float:
+        """Key that sorts best first (missing scores last)."""
+        if score is None or np.isnan(score):
+            return np.inf
+        return -score if self.greater_is_better else score
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, *, greater_is_better: bool, needs: str):
+    """Decorator adding a metric function ``fn(y_true, pred) -> float`` to the registry."""
+
+    def wrap(fn: Callable[[np.ndarray, np.ndarray], float]):
+        METRICS[name] = Metric(name, fn, greater_is_better, needs)
+        return fn
+
+    return wrap
+
+
+def get_metric(name: str) -> Metric:
+    """Look a metric up by name (``map@k`` for any k)."""
+    if name in METRICS:
+        return METRICS[name]
+    m = re.fullmatch(r"map@(\d+)", name)
+    if m:
+        k = int(m.group(1))
+        return Metric(name, lambda y, p: map_at_k(y, p, k), True, "proba")
+    raise SpecError(f"unknown metric {name!r}: expected {one_of(sorted(METRICS))}{did_you_mean(name, METRICS)}")
+
+
+def list_metrics() -> list[str]:
+    return sorted(METRICS)
+
+
+@register_metric("accuracy", greater_is_better=True, needs="label")
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+@register_metric("auc", greater_is_better=True, needs="proba")
+def auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if proba.ndim == 2:
+        return roc_auc_score(y_true, proba, multi_class="ovr", labels=np.arange(proba.shape[1]))
+    return roc_auc_score(y_true, proba)
+
+
+@register_metric("logloss", greater_is_better=False, needs="proba")
+def logloss(y_true: np.ndarray, proba: np.ndarray) -> float:
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim == 1:
+        proba = np.column_stack([1 - proba, proba])
+    proba = np.clip(proba, 1e-15, 1 - 1e-15)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.log(proba[np.arange(len(proba)), np.asarray(y_true, dtype=int)])))
+
+
+@register_metric("rmse", greater_is_better=False, needs="value")
+def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y_true, float) - y_pred) ** 2)))
+
+
+@register_metric("mse", greater_is_better=False, needs="value")
+def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean((np.asarray(y_true, float) - y_pred) ** 2))
+
+
+@register_metric("rmsle", greater_is_better=False, needs="value")
+def rmsle(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    y_pred = np.clip(y_pred, 0, None)  # negative counts are clipped, as Kaggle's scorer does
+    return float(np.sqrt(np.mean((np.log1p(np.asarray(y_true, float)) - np.log1p(y_pred)) ** 2)))
+
+
+@register_metric("mae", greater_is_better=False, needs="value")
+def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(y_true, float) - y_pred)))
+
+
+@register_metric("r2", greater_is_better=True, needs="value")
+def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    y_true = np.asarray(y_true, float)
+    return float(1 - np.sum((y_true - y_pred) ** 2) / np.sum((y_true - y_true.mean()) ** 2))
+
+
+@register_metric("f1_macro", greater_is_better=True, needs="label")
+def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return f1_score(y_true, y_pred, average="macro")
+
+
+@register_metric("f1", greater_is_better=True, needs="label")
+def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return f1_score(y_true, y_pred)
+
+
+@register_metric("qwk", greater_is_better=True, needs="label")
+def quadratic_weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn.metrics import cohen_kappa_score
+
+    return cohen_kappa_score(np.asarray(y_true, int), np.asarray(y_pred, int), weights="quadratic")
+
+
+def map_at_k(y_true: np.ndarray, proba: np.ndarray, k: int = 3) -> float:
+    """Mean average precision at k with one true label per row (Kaggle's MAP@k)."""
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim == 1:
+        proba = np.column_stack([1 - proba, proba])
+    topk = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    hits = topk == np.asarray(y_true, dtype=int)[:, None]
+    ranks = np.argmax(hits, axis=1)
+    return float(np.mean(np.where(hits.any(axis=1), 1.0 / (ranks + 1), 0.0)))
+
+
+for _k in (3, 5):
+    register_metric(f"map@{_k}", greater_is_better=True, needs="proba")(
+        lambda y, p, _k=_k: map_at_k(y, p, _k))

@@ -1,0 +1,314 @@
+"""The run store: one folder per run under ``runs/<competition>/<run-id>/``, never overwritten.
+
+A run folder holds ``config.json`` (the resolved configuration), ``meta.json`` (fold assignment,
+targets and classes, timings, library versions, git commit; written last, so a run without it is
+incomplete), ``scores.json`` (per-fold and overall CV, leaderboard scores once known),
+``oof.parquet`` and ``test.parquet`` (predictions keyed by the id column: one column per class per
+target, ``<target>:<class>``, or ``<target>`` for regression) and any artifacts (plots, CSVs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import atomic_write_bytes, atomic_write_parquet
+from .errors import RunError, did_you_mean
+from .metrics import get_metric
+from .spec import Competition, Target
+from .workspace import Workspace
+
+_VERSIONED = ("kagglekit", "numpy", "pandas", "scikit-learn", "lightgbm", "torch", "timm", "albumentations")
+
+
+# -- prediction frames -------------------------------------------------------------------------
+
+def pred_columns(target: Target, classes: list[str] | None) -> list[str]:
+    """Column names of ``target``'s predictions: one per class, or the target name for regression."""
+    if classes is None:
+        return [target.name]
+    return [f"{target.name}:{c}" for c in classes]
+
+
+def to_frame(ids: np.ndarray | pd.Series, id_column: str, preds: Mapping[str, np.ndarray],
+             targets: Mapping[str, dict[str, Any]]) -> pd.DataFrame:
+    """Build a prediction frame from ``{target: array}`` (``(n, C)`` for classes, ``(n,)`` otherwise)."""
+    cols: dict[str, Any] = {id_column: np.asarray(ids)}
+    for name, arr in preds.items():
+        classes = targets[name].get("classes")
+        arr = np.asarray(arr, dtype=np.float64)
+        if classes is None:
+            cols[name] = arr.reshape(-1)
+        else:
+            for j, c in enumerate(classes):
+                cols[f"{name}:{c}"] = arr[:, j]
+    return pd.DataFrame(cols)
+
+
+def from_frame(df: pd.DataFrame, name: str, classes: list[str] | None) -> np.ndarray:
+    """The prediction array of target ``name`` from a prediction frame."""
+    if classes is None:
+        return df[name].to_numpy(np.float64)
+    return df[[f"{name}:{c}" for c in classes]].to_numpy(np.float64)
+
+
+def encode_target(y: pd.Series, classes: list[str] | None) -> np.ndarray:
+    """Class indices for a classification target (classes as strings), float values otherwise."""
+    if classes is None:
+        return y.to_numpy(np.float64)
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index.get(v, -1) for v in _as_class_strings(y)], dtype=np.int64)
+
+
+def _as_class_strings(y: pd.Series) -> list[str]:
+    if pd.api.types.is_float_dtype(y) and (y.dropna() == y.dropna().round()).all():
+        y = y.astype("Int64")  # 1.0 -> "1"
+    return y.astype(str).tolist()
+
+
+def target_classes(target: Target, y: pd.Series) -> list[str] | None:
+    """Class labels of a classification target, as strings, in a stable order."""
+    if not target.is_classification:
+        return None
+    if target.classes:
+        return list(target.classes)
+    values = pd.Series(_as_class_strings(y)).unique().tolist()
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def target_info(comp: Competition, train: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``{target: {task, submit, classes}}`` as recorded in a run's meta."""
+    return {t.name: {"task": t.task, "submit": t.submit, "classes": target_classes(t, train[t.name])}
+            for t in comp.targets}
+
+
+def metric_for(comp: Competition, target: Target) -> str:
+    """The competition metric for submitted targets; a sensible default for auxiliary ones."""
+    if target.submit:
+        return comp.metric
+    return "accuracy" if target.is_classification else "rmse"
+
+
+def score_predictions(comp: Competition, train: pd.DataFrame, preds: Mapping[str, np.ndarray],
+                      targets: Mapping[str, dict[str, Any]], rows: np.ndarray | None = None) -> dict[str, float]:
+    """Score predictions per target (``rows`` selects training rows); key ``"cv"`` holds the
+    competition score: the metric averaged over submitted targets."""
+    out: dict[str, float] = {}
+    sub = []
+    for t in comp.targets:
+        if t.name not in preds:
+            continue
+        y = encode_target(train[t.name], targets[t.name]["classes"])
+        p = np.asarray(preds[t.name])
+        if rows is not None:
+            y, p = y[rows], p[rows]
+        s = get_metric(metric_for(comp, t))(y, p)
+        out[t.name] = s
+        if t.submit:
+            sub.append(s)
+    out["cv"] = float(np.mean(sub)) if sub else float("nan")
+    return out
+
+
+# -- environment -------------------------------------------------------------------------------
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit(folder: Path) -> str | None:
+    """The workspace's git commit, with ``+dirty`` when it has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                              timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer | np.floating):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """A run folder, read lazily."""
+
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def _read(self, name: str) -> dict[str, Any]:
+        p = self.path / name
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return self._read("config.json")
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        return self._read("meta.json")
+
+    @property
+    def scores(self) -> dict[str, Any]:
+        return self._read("scores.json")
+
+    @property
+    def complete(self) -> bool:
+        return self.meta.get("status") == "complete"
+
+    @property
+    def cv(self) -> float | None:
+        return self.scores.get("cv")
+
+    @property
+    def lb(self) -> dict[str, Any] | None:
+        return self.scores.get("lb")
+
+    @property
+    def targets(self) -> dict[str, dict[str, Any]]:
+        return self.meta.get("targets", {})
+
+    def oof(self) -> pd.DataFrame:
+        return self._frame("oof.parquet")
+
+    def test(self) -> pd.DataFrame:
+        return self._frame("test.parquet")
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        p = self.path / name
+        if not p.is_file():
+            raise RunError(f"run {self.id}: {name} is missing ({self.path}); the run did not finish")
+        return pd.read_parquet(p)
+
+    def update_scores(self, **values: Any) -> None:
+        scores = self.scores
+        scores.update(values)
+        write_json(self.path / "scores.json", scores)
+
+    def summary(self) -> dict[str, Any]:
+        s = self.scores
+        return {
+            "id": self.id, "kind": self.config.get("kind"), "models": self.config.get("models", []),
+            "metric": self.meta.get("metric"), "cv": s.get("cv"), "cv_std": s.get("cv_std"),
+            "lb": (s.get("lb") or {}).get("public"), "holdout": s.get("holdout"),
+            "created": self.meta.get("created"), "complete": self.complete, "path": str(self.path),
+        }
+
+
+class RunStore:
+    """Runs of one competition."""
+
+    def __init__(self, ws: Workspace, competition: str):
+        self.ws = ws
+        self.competition = competition
+        self.dir = ws.runs_dir(competition)
+
+    def create(self, kind: str, label: str, config: Mapping[str, Any]) -> RunWriter:
+        """Create a fresh, uniquely named run folder (``<time>-<kind>-<label>``)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stamp}-{kind}-{label}")[:80]
+        for i in range(1000):
+            path = self.dir / (base if i == 0 else f"{base}-{i + 1}")
+            try:
+                path.mkdir()  # atomic: two processes can never get the same folder
+            except FileExistsError:
+                continue
+            writer = RunWriter(path)
+            write_json(path / "config.json", {"kind": kind, **config})
+            return writer
+        raise RunError(f"could not create a run folder under {self.dir}")
+
+    def runs(self, *, complete_only: bool = True) -> list[Run]:
+        if not self.dir.is_dir():
+            return []
+        runs = [Run(p) for p in sorted(self.dir.iterdir()) if p.is_dir() and (p / "config.json").is_file()]
+        return [r for r in runs if r.complete] if complete_only else runs
+
+    def ranked(self, metric: str, *, complete_only: bool = True) -> list[Run]:
+        """Runs best first by CV in the direction of ``metric``."""
+        m = get_metric(metric)
+        return sorted(self.runs(complete_only=complete_only), key=lambda r: m.sort_key(r.cv))
+
+    def get(self, run_id: str) -> Run:
+        path = self.dir / run_id
+        if "/" in run_id or ".." in run_id or not (path / "config.json").is_file():
+            ids = [r.id for r in self.runs(complete_only=False)]
+            raise RunError(f"no run {run_id!r} for {self.competition} in {self.dir}"
+                           f"{did_you_mean(run_id, ids)}; 'kk runs {self.competition}' lists them")
+        return Run(path)
+
+
+@dataclass
+class RunWriter:
+    """Writes one run's files; :meth:`finish` writes ``meta.json`` last and marks it complete."""
+
+    path: Path
+    started: float = field(default_factory=time.time)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def save_predictions(self, oof: pd.DataFrame, test: pd.DataFrame) -> None:
+        atomic_write_parquet(oof, self.path / "oof.parquet")
+        atomic_write_parquet(test, self.path / "test.parquet")
+
+    def save_scores(self, scores: Mapping[str, Any]) -> None:
+        write_json(self.path / "scores.json", dict(scores))
+
+    def finish(self, comp: Competition, ws: Workspace, *, fold_id: str, targets: Mapping[str, Any],
+               timings: Mapping[str, float], extra: Mapping[str, Any] | None = None) -> Run:
+        meta = {
+            "competition": comp.name, "metric": comp.metric, "id_column": comp.id_column,
+            "fold_id": fold_id, "k": comp.cv.k, "targets": dict(targets),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timings": {**timings, "total_s": round(time.time() - self.started, 3)},
+            "versions": library_versions(), "git": git_commit(ws.root), "host_cpus": os.cpu_count(),
+            **(extra or {}), "status": "complete",
+        }
+        write_json(self.path / "meta.json", meta)
+        return Run(self.path)

@@ -1,0 +1,350 @@
+"""Competition specs: ``competitions/<name>/competition.toml`` read into frozen dataclasses.
+
+All validation happens here, in :func:`parse_spec`, so the rest of kagglekit can trust a
+:class:`Competition`. A bad spec raises :class:`~kagglekit.errors.SpecError` with one line naming
+the file, the key, the allowed values and what was found.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, did_you_mean, one_of
+
+TASKS = ("binary", "multiclass", "regression", "multilabel")
+KINDS = ("tabular", "image")
+CV_KINDS = ("kfold", "stratified", "group", "time-ordered", "multilabel-stratified")
+IMAGE_LAYOUTS = ("csv", "folder")
+RESIZE_METHODS = ("squish", "crop", "pad")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def validate_name(name: str, what: str = "competition name") -> str:
+    """Check that ``name`` is a plain folder name: no path separators, no ``..``, not absolute."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise SpecError(
+            f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-' only "
+            "(no '/', no '..', not an absolute path), e.g. 'titanic'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Target:
+    """A column to predict. ``submit=False`` marks an auxiliary target (trained on, not submitted)."""
+
+    name: str
+    task: str
+    submit: bool = True
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task in ("binary", "multiclass")
+
+
+@dataclass(frozen=True)
+class CVSpec:
+    """How training rows are split into folds; shared by every run of a competition."""
+
+    kind: str = "kfold"
+    k: int = 5
+    seed: int = 42
+    group: str | None = None
+    group_freq: str | None = None  # floor a datetime group column to this period ("D", "W", ...)
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class Files:
+    train: str = "train.csv"
+    test: str | None = "test.csv"
+    sample_submission: str | None = "sample_submission.csv"
+    solution: str | None = None  # hidden test labels, known for built-in competitions
+
+
+@dataclass(frozen=True)
+class TabularSpec:
+    date_columns: tuple[str, ...] = ()
+    date_time: bool = False  # add Hour/Minute/Second parts
+    drop: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()  # force these columns to be categorical
+    features: str | None = None  # a python file beside the spec defining add_features(df)
+    max_cardinality: float = 0.5  # text-like columns with more unique values (share of rows) are dropped
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    layout: str = "csv"
+    train_path: str | None = None  # csv layout: template over train columns, e.g. "train_images/{label}/{image_id}"
+    test_path: str | None = None  # csv layout: template over test/sample-submission columns
+    train_dirs: tuple[str, ...] = ()  # folder layout: folders whose sub-folders are the labels
+    test_dir: str | None = None  # folder layout: folder of unlabelled test images
+    resize: str = "squish"
+
+
+@dataclass(frozen=True)
+class Competition:
+    """A validated competition spec. ``root`` is the folder holding ``competition.toml``."""
+
+    name: str
+    root: Path
+    kind: str
+    id_column: str
+    targets: tuple[Target, ...]
+    metric: str
+    slug: str
+    cv: CVSpec = field(default_factory=CVSpec)
+    files: Files = field(default_factory=Files)
+    tabular: TabularSpec = field(default_factory=TabularSpec)
+    image: ImageSpec | None = None
+    pipeline: str | None = None
+    builtin: str | None = None  # name of a data generator in kagglekit.builtin
+    submission_columns: tuple[str, ...] | None = None
+    data_dir: str | None = None  # explicit data folder (relative to the spec folder or absolute)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # recipe stage overrides
+    description: str = ""
+
+    @property
+    def spec_file(self) -> Path:
+        return self.root / "competition.toml"
+
+    @property
+    def submitted_targets(self) -> tuple[Target, ...]:
+        return tuple(t for t in self.targets if t.submit)
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise SpecError(
+            f"{self.spec_file}: no target named {name!r}; targets are "
+            f"{one_of(t.name for t in self.targets)}{did_you_mean(name, [t.name for t in self.targets])}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+class _Table:
+    """A TOML table being read: checks types, allowed values and leftover (unknown) keys."""
+
+    def __init__(self, data: Any, where: str, file: Path):
+        self.file = file
+        self.where = where  # dotted key of this table, "" at the top
+        if not isinstance(data, dict):
+            raise self.error("", f"expected a table, found {type(data).__name__} {data!r}")
+        self.data = dict(data)
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def error(self, name: str, msg: str) -> SpecError:
+        key = self.key(name) if name else (self.where or "(top level)")
+        return SpecError(f"{self.file}: key '{key}': {msg}")
+
+    def get(self, name: str, typ: type | tuple[type, ...], default: Any = None, *, required: bool = False,
+            choices: tuple[str, ...] | None = None) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            if required:
+                raise self.error(name, "is required but missing")
+            return default
+        value = self.data[name]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if bool not in types and isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise self.error(name, f"expected {expected}, found {type(value).__name__} {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(name, f"expected {one_of(choices)}, found {value!r}{did_you_mean(value, choices)}")
+        return value
+
+    def str_list(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, (list, str), [])
+        if isinstance(value, str):
+            value = [value]
+        if not all(isinstance(v, str) for v in value):
+            raise self.error(name, f"expected a list of strings, found {value!r}")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table | None:
+        self.seen.add(name)
+        if name not in self.data:
+            return None
+        return _Table(self.data[name], self.key(name), self.file)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self.seen]
+        if unknown:
+            k = unknown[0]
+            raise self.error(k, f"unknown key; allowed keys here are {one_of(sorted(self.seen))}"
+                             f"{did_you_mean(k, self.seen)}")
+
+
+def load_spec(path: Path | str) -> Competition:
+    """Read and validate ``competition.toml`` (or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "competition.toml"
+    if not path.is_file():
+        raise SpecError(f"{path}: competition spec not found; create it with 'kk new <slug>' "
+                        "or copy one from competitions/titanic/competition.toml")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML: {e}") from None
+    return parse_spec(raw, path)
+
+
+def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Competition:
+    """Validate a spec given as a dict (as read from TOML). ``file`` is used in messages."""
+    file = Path(file)
+    top = _Table(raw, "", file)
+    name = validate_name(top.get("name", str, name or file.parent.name))
+    kind = top.get("kind", str, "tabular", choices=KINDS)
+    id_column = top.get("id", str, required=True)
+    slug = top.get("slug", str, name)
+    metric = top.get("metric", str, required=True)
+    from .metrics import METRICS  # light module, no heavy imports
+
+    if metric not in METRICS:
+        raise top.error("metric", f"expected a registered metric ({one_of(sorted(METRICS))}), "
+                        f"found {metric!r}{did_you_mean(metric, METRICS)}")
+    pipeline = top.get("pipeline", str, None)
+    builtin = top.get("builtin", str, None)
+    data_dir = top.get("data_dir", str, None)
+    description = top.get("description", str, "")
+
+    targets = _parse_targets(top, file)
+
+    files_t = top.table("files")
+    files = Files()
+    if files_t is not None:
+        files = Files(
+            train=files_t.get("train", str, "train.csv"),
+            test=files_t.get("test", (str, bool), "test.csv") or None,
+            sample_submission=files_t.get("sample_submission", (str, bool), "sample_submission.csv") or None,
+            solution=files_t.get("solution", str, None),
+        )
+        files_t.finish()
+
+    cv = _parse_cv(top, targets)
+    tabular = TabularSpec()
+    tab_t = top.table("tabular")
+    if tab_t is not None:
+        tabular = TabularSpec(
+            date_columns=tab_t.str_list("date_columns"),
+            date_time=tab_t.get("date_time", bool, False),
+            drop=tab_t.str_list("drop"),
+            categorical=tab_t.str_list("categorical"),
+            features=tab_t.get("features", str, None),
+            max_cardinality=float(tab_t.get("max_cardinality", (float, int), 0.5)),
+        )
+        tab_t.finish()
+    if tabular.features is None and (file.parent / "features.py").is_file():
+        tabular = TabularSpec(**{**tabular.__dict__, "features": "features.py"})
+
+    image = None
+    img_t = top.table("image")
+    if kind == "image" and img_t is None:
+        raise top.error("image", "kind = 'image' needs an [image] table (layout, train_path or train_dirs)")
+    if img_t is not None:
+        image = _parse_image(img_t)
+
+    sub_t = top.table("submission")
+    submission_columns = None
+    if sub_t is not None:
+        cols = sub_t.str_list("columns")
+        submission_columns = cols or None
+        sub_t.finish()
+
+    stages: dict[str, dict[str, Any]] = {}
+    st_t = top.table("stages")
+    if st_t is not None:
+        for stage_name in list(st_t.data):
+            stages[stage_name] = dict(st_t.get(stage_name, dict))
+    top.finish()
+
+    return Competition(
+        name=name, root=file.parent, kind=kind, id_column=id_column, targets=targets, metric=metric,
+        slug=slug, cv=cv, files=files, tabular=tabular, image=image, pipeline=pipeline, builtin=builtin,
+        submission_columns=submission_columns, data_dir=data_dir, stages=stages, description=description,
+    )
+
+
+def _parse_targets(top: _Table, file: Path) -> tuple[Target, ...]:
+    top.seen.add("targets")
+    raw = top.data.get("targets")
+    if raw is None:
+        raise top.error("targets", "is required: add at least one [[targets]] table with name and task")
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise top.error("targets", f"expected one or more [[targets]] tables, found {raw!r}")
+    targets = []
+    for i, t in enumerate(raw):
+        tt = _Table(t, f"targets[{i}]", file)
+        classes = tt.get("classes", list, None)
+        targets.append(Target(
+            name=tt.get("name", str, required=True),
+            task=tt.get("task", str, required=True, choices=TASKS),
+            submit=tt.get("submit", bool, True),
+            classes=tuple(str(c) for c in classes) if classes is not None else None,
+        ))
+        tt.finish()
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise top.error("targets", f"target names must be unique, found {names}")
+    if not any(t.submit for t in targets):
+        raise top.error("targets", "at least one target must have submit = true")
+    return tuple(targets)
+
+
+def _parse_cv(top: _Table, targets: tuple[Target, ...]) -> CVSpec:
+    cv_t = top.table("cv")
+    if cv_t is None:
+        first = targets[0]
+        return CVSpec(kind="stratified" if first.is_classification else "kfold")
+    cv = CVSpec(
+        kind=cv_t.get("kind", str, "kfold", choices=CV_KINDS),
+        k=cv_t.get("k", int, 5),
+        seed=cv_t.get("seed", int, 42),
+        group=cv_t.get("group", str, None),
+        group_freq=cv_t.get("group_freq", str, None),
+        time=cv_t.get("time", str, None),
+    )
+    if not 2 <= cv.k <= 100:
+        raise cv_t.error("k", f"expected a number of folds from 2 to 100, found {cv.k}")
+    if cv.kind == "group" and not cv.group:
+        raise cv_t.error("group", "kind = 'group' needs group = '<column>' naming the group column")
+    if cv.kind == "time-ordered" and not cv.time:
+        raise cv_t.error("time", "kind = 'time-ordered' needs time = '<column>' naming the column to order by")
+    cv_t.finish()
+    return cv
+
+
+def _parse_image(img_t: _Table) -> ImageSpec:
+    layout = img_t.get("layout", str, "csv", choices=IMAGE_LAYOUTS)
+    image = ImageSpec(
+        layout=layout,
+        train_path=img_t.get("train_path", str, None),
+        test_path=img_t.get("test_path", str, None),
+        train_dirs=img_t.str_list("train_dirs"),
+        test_dir=img_t.get("test_dir", str, None),
+        resize=img_t.get("resize", str, "squish", choices=RESIZE_METHODS),
+    )
+    if layout == "csv" and not image.train_path:
+        raise img_t.error("train_path", "layout = 'csv' needs train_path, a template over train columns "
+                          "such as 'train_images/{label}/{image_id}'")
+    if layout == "folder" and not image.train_dirs:
+        raise img_t.error("train_dirs", "layout = 'folder' needs train_dirs, the folders whose sub-folders "
+                          "are the labels, e.g. ['train']")
+    img_t.finish()
+    return image

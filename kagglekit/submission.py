@@ -1,0 +1,270 @@
+"""Submissions: built from a run's test predictions in the sample submission's exact format,
+validated before anything is written or sent, and scored locally when the labels are known."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import CompetitionData, atomic_write_bytes, read_table
+from .errors import SubmissionError
+from .metrics import get_metric
+from .runs import Run, encode_target, from_frame, target_classes
+from .spec import Competition, Target
+from .workspace import KAGGLE_WORKING, Workspace, on_kaggle
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one submitted target becomes submission columns."""
+
+    target: Target
+    classes: list[str] | None
+    mode: str  # "value" | "label" | "proba" (one column, P(positive)) | "class-proba" | "topk"
+    columns: list[str]
+
+
+def expected_columns(comp: Competition, sample: pd.DataFrame | None) -> list[str]:
+    if sample is not None:
+        return [str(c) for c in sample.columns]
+    if comp.submission_columns:
+        return list(comp.submission_columns)
+    return [comp.id_column] + [t.name for t in comp.submitted_targets]
+
+
+def plan_columns(comp: Competition, data: CompetitionData) -> list[ColumnPlan]:
+    cols = expected_columns(comp, data.sample)
+    metric = get_metric(comp.metric)
+    plans = []
+    for t in comp.submitted_targets:
+        classes = target_classes(t, data.train[t.name])
+        if classes is None:
+            plans.append(ColumnPlan(t, None, "value", [t.name]))
+        elif t.name not in cols and all(c in cols for c in classes):
+            plans.append(ColumnPlan(t, classes, "class-proba", list(classes)))
+        elif metric.name.startswith("map@"):
+            plans.append(ColumnPlan(t, classes, "topk", [t.name]))
+        elif metric.needs == "proba" and len(classes) == 2:
+            plans.append(ColumnPlan(t, classes, "proba", [t.name]))
+        else:
+            plans.append(ColumnPlan(t, classes, "label", [t.name]))
+    missing = [c for p in plans for c in p.columns if c not in cols]
+    if missing:
+        raise SubmissionError(f"{comp.name}: the submission format has no column {missing[0]!r} for target "
+                              f"{plans[0].target.name!r}; columns expected: {', '.join(cols)}. Set "
+                              f"[submission] columns in {comp.spec_file}")
+    return plans
+
+
+def _cast_like(values: Any, like: pd.Series | None) -> Any:
+    if like is None:
+        return values
+    s = pd.Series(values)
+    if pd.api.types.is_integer_dtype(like):
+        try:
+            return s.astype(float).round().astype(like.dtype).to_numpy()
+        except (ValueError, TypeError):
+            return s.to_numpy()
+    if pd.api.types.is_float_dtype(like):
+        try:
+            return s.astype(float).to_numpy()
+        except (ValueError, TypeError):
+            return s.to_numpy()
+    if pd.api.types.is_bool_dtype(like):
+        return s.astype(str).str.lower().isin(["true", "1"]).to_numpy()
+    return s.to_numpy()
+
+
+def build_submission(data: CompetitionData, test_preds: pd.DataFrame,
+                     targets: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Turn a prediction frame (``<target>:<class>`` columns) into the submission's format."""
+    comp = data.comp
+    ids = (data.sample if data.sample is not None else data.test)[comp.id_column]
+    preds = test_preds.set_index(comp.id_column)
+    preds.index = preds.index.astype(str)
+    key = ids.astype(str)
+    missing = ~key.isin(preds.index)
+    if missing.any():
+        raise SubmissionError(f"{comp.name}: the run has no test prediction for {int(missing.sum())} ids, e.g. "
+                              f"{key[missing].iloc[0]!r}; it was made on other test data")
+    preds = preds.loc[key.to_numpy()]
+    cols = expected_columns(comp, data.sample)
+    out = pd.DataFrame({comp.id_column: ids.to_numpy()})
+    metric = get_metric(comp.metric)
+    for plan in plan_columns(comp, data):
+        t = plan.target
+        classes = plan.classes if targets is None else targets[t.name]["classes"]
+        arr = from_frame(preds, t.name, classes)
+        like = data.sample[t.name] if data.sample is not None and t.name in data.sample else None
+        if plan.mode == "value":
+            if metric.name == "rmsle":
+                arr = np.clip(arr, 0, None)
+            out[t.name] = _cast_like(arr, like) if like is not None and not pd.api.types.is_integer_dtype(like) \
+                else arr
+        elif plan.mode == "class-proba":
+            for j, c in enumerate(classes):
+                out[c] = arr[:, j]
+        elif plan.mode == "proba":
+            out[t.name] = arr[:, 1]
+        elif plan.mode == "topk":
+            k = int(metric.name.split("@")[1])
+            top = np.argsort(-arr, axis=1, kind="stable")[:, :k]
+            out[t.name] = [" ".join(classes[j] for j in row) for row in top]
+        else:
+            labels = [classes[j] for j in arr.argmax(axis=1)]
+            out[t.name] = _cast_like(labels, like) if like is not None else _cast_like(
+                labels, data.train[t.name])
+    for c in cols:  # columns the format has that no target fills (rare): copy the sample's
+        if c not in out.columns:
+            if data.sample is None:
+                raise SubmissionError(f"{comp.name}: no prediction for submission column {c!r}")
+            out[c] = data.sample[c].to_numpy()
+    return out[cols]
+
+
+def validate_submission(data: CompetitionData, sub: pd.DataFrame, name: str = "submission") -> list[str]:
+    """All the ways ``sub`` departs from the expected format; an empty list when it is valid."""
+    comp = data.comp
+    problems: list[str] = []
+    cols = expected_columns(comp, data.sample)
+    found = [str(c) for c in sub.columns]
+    if found != cols:
+        miss = [c for c in cols if c not in found]
+        extra = [c for c in found if c not in cols]
+        detail = (f"missing {miss}" if miss else "") + ("; " if miss and extra else "") + (
+            f"unexpected {extra}" if extra else "") or "same names in another order"
+        problems.append(f"{name}: columns are {found}, expected {cols} ({detail})")
+    ref = data.sample if data.sample is not None else data.test
+    if len(sub) != len(ref):
+        problems.append(f"{name}: {len(sub)} rows, expected {len(ref)} (one per test id)")
+    if comp.id_column in sub.columns:
+        got, want = set(sub[comp.id_column].astype(str)), set(ref[comp.id_column].astype(str))
+        if sub[comp.id_column].astype(str).duplicated().any():
+            problems.append(f"{name}: id column {comp.id_column!r} has repeated ids")
+        if want - got:
+            problems.append(f"{name}: {len(want - got)} test ids are missing, e.g. {sorted(want - got)[0]!r}")
+        if got - want:
+            problems.append(f"{name}: {len(got - want)} ids are not test ids, e.g. {sorted(got - want)[0]!r}")
+    if found == cols:
+        try:
+            plans = plan_columns(comp, data)
+        except SubmissionError as e:
+            return [*problems, str(e)]
+        for plan in plans:
+            for c in plan.columns:
+                problems += _check_values(sub[c], plan, comp, name, c)
+    return problems
+
+
+def _check_values(col: pd.Series, plan: ColumnPlan, comp: Competition, name: str, c: str) -> list[str]:
+    if col.isna().any():
+        return [f"{name}: column {c!r} has {int(col.isna().sum())} missing values (NaN)"]
+    if plan.mode in ("label", "topk"):
+        allowed = set(plan.classes or [])
+        values = col.astype(str).str.split(" ").explode() if plan.mode == "topk" else col
+        vals = set(pd.Series(values).map(lambda v: str(int(v)) if isinstance(v, float) and v == int(v) else str(v)))
+        bad = vals - allowed
+        if bad:
+            return [f"{name}: column {c!r} has values outside the classes {sorted(allowed)[:10]}, "
+                    f"e.g. {sorted(bad)[0]!r}"]
+        return []
+    numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.isna().any():
+        return [f"{name}: column {c!r} should be numeric, found e.g. {col[numeric.isna()].iloc[0]!r}"]
+    if not np.isfinite(numeric.to_numpy(float)).all():
+        return [f"{name}: column {c!r} has infinite values"]
+    if plan.mode in ("proba", "class-proba") and ((numeric < 0) | (numeric > 1)).any():
+        return [f"{name}: column {c!r} holds probabilities but has values outside [0, 1]"]
+    if comp.metric == "rmsle" and (numeric < 0).any():
+        return [f"{name}: column {c!r} has negative values, which RMSLE cannot score"]
+    return []
+
+
+def check_submission(data: CompetitionData, sub: pd.DataFrame, name: str = "submission") -> None:
+    """Raise :class:`SubmissionError` naming the first problem when ``sub`` is invalid."""
+    problems = validate_submission(data, sub, name)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems; 'kk validate' lists them)" if len(problems) > 1 else ""
+        raise SubmissionError(problems[0] + more)
+
+
+def read_submission(path: Path | str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: submission file not found")
+    return read_table(path)
+
+
+def write_submission(data: CompetitionData, ws: Workspace, sub: pd.DataFrame, stem: str) -> Path:
+    """Validate and write ``submissions/<competition>/<stem>.csv`` (never overwriting a file);
+    inside a Kaggle notebook also ``/kaggle/working/submission.csv``."""
+    check_submission(data, sub, f"{stem}.csv")
+    folder = ws.submissions_dir(data.comp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    body = sub.to_csv(index=False).encode()
+    for i in range(1000):
+        path = folder / (f"{stem}.csv" if i == 0 else f"{stem}-{i + 1}.csv")
+        try:
+            with open(path, "xb") as f:  # exclusive create: an existing file is never replaced
+                f.write(body)
+            break
+        except FileExistsError:
+            continue
+    if on_kaggle():
+        atomic_write_bytes(KAGGLE_WORKING / "submission.csv", body)
+    return path
+
+
+def submission_from_run(data: CompetitionData, ws: Workspace, run: Run) -> Path:
+    """Build, validate and write the submission of a run; records the path in the run."""
+    sub = build_submission(data, run.test(), run.targets)
+    path = write_submission(data, ws, sub, run.id)
+    extra: dict[str, Any] = {"submission": str(path)}
+    if data.solution is not None:
+        extra["holdout"] = score_submission(data, sub, data.solution)
+    run.update_scores(**extra)
+    return path
+
+
+def score_submission(data: CompetitionData, sub: pd.DataFrame, solution: pd.DataFrame) -> float:
+    """Score a submission against a solution file (the hidden labels), with the competition metric."""
+    comp = data.comp
+    check_submission(data, sub)
+    if comp.id_column not in solution.columns:
+        raise SubmissionError(f"solution has no id column {comp.id_column!r}; columns: {list(solution.columns)}")
+    sol = solution.set_index(solution[comp.id_column].astype(str))
+    sub = sub.set_index(sub[comp.id_column].astype(str))
+    missing = sol.index.difference(sub.index)
+    if len(missing):
+        raise SubmissionError(f"submission lacks {len(missing)} ids of the solution, e.g. {missing[0]!r}")
+    sub = sub.loc[sol.index]
+    metric = get_metric(comp.metric)
+    scores = []
+    for plan in plan_columns(comp, data):
+        t = plan.target
+        if t.name not in sol.columns:
+            raise SubmissionError(f"solution has no column {t.name!r}; columns: {list(sol.columns)}")
+        if plan.classes is None:
+            scores.append(metric(sol[t.name].to_numpy(float), sub[t.name].to_numpy(float)))
+            continue
+        y = encode_target(sol[t.name], plan.classes)
+        if plan.mode == "label":
+            p = encode_target(sub[t.name], plan.classes)
+            scores.append(float(metric.fn(y, p)))
+        elif plan.mode == "proba":
+            scores.append(metric(y, np.column_stack([1 - sub[t.name], sub[t.name]])))
+        elif plan.mode == "class-proba":
+            scores.append(metric(y, sub[plan.columns].to_numpy(float)))
+        else:  # topk: rank matrix from the listed labels
+            index = {c: i for i, c in enumerate(plan.classes)}
+            mat = np.zeros((len(sub), len(plan.classes)))
+            for r, labels in enumerate(sub[t.name].astype(str)):
+                for rank, lab in enumerate(labels.split(" ")):
+                    if lab in index:
+                        mat[r, index[lab]] = 1.0 / (rank + 1)
+            scores.append(metric(y, mat))
+    return float(np.mean(scores))

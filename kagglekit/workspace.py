@@ -1,0 +1,114 @@
+"""The workspace: the folder holding ``competitions/``, and where data, runs and submissions go.
+
+``Workspace.find()`` looks in ``KK_HOME``, then from the current directory upward. Inside a Kaggle
+notebook inputs come from ``/kaggle/input`` and every output goes under ``/kaggle/working``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SpecError, did_you_mean, one_of
+from .spec import Competition, load_spec, validate_name
+
+KAGGLE_INPUT = Path("/kaggle/input")
+KAGGLE_WORKING = Path("/kaggle/working")
+
+
+def on_kaggle() -> bool:
+    """True inside a Kaggle notebook or script (Kaggle sets KAGGLE_KERNEL_RUN_TYPE)."""
+    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE")) or bool(os.environ.get("KAGGLE_URL_BASE") and
+                                                                     KAGGLE_WORKING.is_dir())
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace. ``out`` is where runs, caches and submissions are written."""
+
+    root: Path
+    out: Path
+
+    @classmethod
+    def find(cls, start: Path | str | None = None) -> Workspace:
+        home = os.environ.get("KK_HOME")
+        if home:
+            root = Path(home).expanduser().resolve()
+            if not (root / "competitions").is_dir():
+                raise SpecError(f"KK_HOME={home}: no competitions/ folder there; point KK_HOME at the "
+                                "folder that holds competitions/")
+            return cls.at(root)
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / "competitions").is_dir():
+                return cls.at(folder)
+        raise SpecError(f"no kagglekit workspace found from {here} upward (a folder holding competitions/); "
+                        "cd into one, or set KK_HOME=<folder>")
+
+    @classmethod
+    def at(cls, root: Path | str) -> Workspace:
+        root = Path(root).resolve()
+        out = KAGGLE_WORKING if on_kaggle() else root
+        return cls(root=root, out=out)
+
+    # -- folders -----------------------------------------------------------------------------
+    @property
+    def competitions_dir(self) -> Path:
+        return self.root / "competitions"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.root / "pipelines"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.out / ".kk_cache"
+
+    def runs_dir(self, competition: str) -> Path:
+        return self.out / "runs" / validate_name(competition)
+
+    def submissions_dir(self, competition: str) -> Path:
+        return self.out / "submissions" / validate_name(competition)
+
+    # -- competitions ------------------------------------------------------------------------
+    def competition_names(self) -> list[str]:
+        if not self.competitions_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.competitions_dir.iterdir() if (p / "competition.toml").is_file())
+
+    def competition(self, name: str) -> Competition:
+        """Load and validate ``competitions/<name>/competition.toml``."""
+        validate_name(name)
+        folder = self.competitions_dir / name
+        if not (folder / "competition.toml").is_file():
+            names = self.competition_names()
+            raise SpecError(f"unknown competition {name!r} in {self.competitions_dir}: known are "
+                            f"{one_of(names) or 'none'}{did_you_mean(name, names)}; "
+                            f"'kk new <slug>' scaffolds a new one")
+        return load_spec(folder)
+
+    def data_dir(self, comp: Competition) -> Path:
+        """Where ``comp``'s files are read from.
+
+        In order: the spec's ``data_dir``; ``$KK_DATA_DIR/<name>``; ``/kaggle/input/<slug>`` in a
+        Kaggle notebook; ``<workspace>/data/<name>``. The first that exists wins; when none does,
+        the place files should be downloaded or generated to.
+        """
+        if comp.data_dir:
+            p = Path(comp.data_dir).expanduser()
+            return p if p.is_absolute() else (comp.root / p).resolve()
+        candidates = []
+        env = os.environ.get("KK_DATA_DIR")
+        if env:
+            candidates.append(Path(env).expanduser().resolve() / comp.name)
+        if on_kaggle():
+            candidates += [KAGGLE_INPUT / comp.slug, KAGGLE_INPUT / "competitions" / comp.slug]
+        local = self.root / "data" / comp.name
+        candidates.append(local)
+        for c in candidates:
+            if c.is_dir():
+                return c
+        if comp.builtin:  # generated data goes to a folder we own
+            return (self.out / "data" / comp.name) if on_kaggle() else local
+        return candidates[0]
