@@ -1,0 +1,50 @@
+"""kagglekit: from raw Kaggle competition files to a strong, validated submission.
+
+Public API (imported lazily, so ``import kagglekit`` stays light and never imports torch)::
+
+    import kagglekit as kk
+    result = kk.baseline("titanic")          # RF + LightGBM on the shared folds
+    kk.add_datepart(df, "saledate")          # fastai's date parts
+    comp = kk.competition("titanic")         # the validated spec
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "baseline": "kagglekit.tabular.baseline",
+    "add_datepart": "kagglekit.tabular.dates",
+    "TabularPreprocessor": "kagglekit.tabular.preprocess",
+    "create_model": "kagglekit.tabular.models",
+    "list_models": "kagglekit.tabular.models",
+    "register_model": "kagglekit.tabular.models",
+    "get_metric": "kagglekit.metrics",
+    "list_metrics": "kagglekit.metrics",
+    "register_metric": "kagglekit.metrics",
+    "Workspace": "kagglekit.workspace",
+    "load_spec": "kagglekit.spec",
+    "Competition": "kagglekit.spec",
+    "load_data": "kagglekit.data",
+    "get_folds": "kagglekit.folds",
+    "RunStore": "kagglekit.runs",
+    "KKError": "kagglekit.errors",
+}
+
+__all__ = ["competition", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kagglekit' has no attribute {name!r}")
+
+
+def competition(name: str) -> Any:
+    """The validated spec of competition ``name`` in the current workspace."""
+    from .workspace import Workspace
+
+    return Workspace.find().competition(name)

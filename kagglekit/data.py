@@ -19,6 +19,7 @@ from .errors import DataError, did_you_mean
 from .spec import Competition
 from .workspace import Workspace
 
+
 @dataclass
 class CompetitionData:
     """A competition's validated tables. For image competitions ``train`` and ``test`` hold one

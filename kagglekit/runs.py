@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -305,7 +305,7 @@ class RunWriter:
         meta = {
             "competition": comp.name, "metric": comp.metric, "id_column": comp.id_column,
             "fold_id": fold_id, "k": comp.cv.k, "targets": dict(targets),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "timings": {**timings, "total_s": round(time.time() - self.started, 3)},
             "versions": library_versions(), "git": git_commit(ws.root), "host_cpus": os.cpu_count(),
             **(extra or {}), "status": "complete",

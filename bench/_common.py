@@ -1,0 +1,38 @@
+"""Helpers for the benchmark scripts: where the repo and the shared data are, and timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def need_shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        print(f"skipped: {path} not found (real data lives beside the repo in ../shared/data)")
+        sys.exit(0)
+    return path
+
+
+def kk(*args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Run ``kk`` in a fresh process; return (wall seconds, completed process)."""
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "kagglekit", *args], cwd=REPO, capture_output=True, text=True,
+                       env={**os.environ, "KK_DATA_DIR": str(SHARED), **(env or {})})
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.exit(f"kk {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return wall, r
+
+
+def newest_runs(competition: str, n: int) -> list[dict]:
+    _, r = kk("runs", competition, "--json")
+    rows = json.loads(r.stdout)
+    return sorted(rows, key=lambda s: s["created"] or "", reverse=True)[:n]

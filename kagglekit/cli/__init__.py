@@ -1,0 +1,30 @@
+"""The ``kk`` command line. One module per command group; each command parses its arguments,
+calls one library function and prints. Library imports happen inside the commands, so
+``kk --help`` never loads pandas, torch, timm, lightgbm or kaggle."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import competitions, runs, tabular  # noqa: E402,F401  (register commands)
+from ._app import app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``kk``: known errors become one line and exit code 1 (KK_DEBUG=1: traceback)."""
+    from ..errors import KKError
+
+    try:
+        app(args=argv, prog_name="kk")
+    except SystemExit as e:  # click exits even on success; callers of main() want it to return
+        if e.code not in (0, None):
+            raise
+    except KKError as e:
+        if os.environ.get("KK_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,44 @@
+"""The Typer application and helpers shared by the command modules (no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..workspace import Workspace
+
+app = typer.Typer(
+    name="kk",
+    help="kagglekit: from raw competition files to a strong, validated Kaggle submission.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def console(stderr: bool = False) -> Console:
+    import sys
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # piped output (CI logs, files) gets wide tables rather than 80 columns of wrapped ids
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+
+
+def workspace() -> Workspace:
+    from ..workspace import Workspace
+
+    return Workspace.find()
+
+
+def fmt(score: float | None, digits: int = 4) -> str:
+    if score is None or score != score:
+        return "-"
+    return f"{score:.{digits}f}"

@@ -1,0 +1,74 @@
+"""``kk list``, ``kk validate``, ``kk score``: competitions and submission files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._app import app, console, fmt, workspace
+
+
+@app.command("list")
+def list_competitions() -> None:
+    """List the workspace's competitions: kind, metric, whether data is present, best CV."""
+    from rich.table import Table
+
+    from ..errors import KKError
+    from ..runs import RunStore
+
+    ws = workspace()
+    table = Table(title=f"competitions in {ws.competitions_dir}")
+    for col in ("competition", "kind", "target(s)", "metric", "data", "runs", "best CV"):
+        table.add_column(col)
+    for name in ws.competition_names():
+        try:
+            comp = ws.competition(name)
+        except KKError as e:
+            table.add_row(name, "[red]invalid spec[/red]", str(e)[:60], "", "", "", "")
+            continue
+        data_dir = ws.data_dir(comp)
+        data = "built-in" if comp.builtin and not data_dir.is_dir() else ("yes" if data_dir.is_dir() else "no")
+        ranked = RunStore(ws, name).ranked(comp.metric)
+        best = ranked[0].cv if ranked else None
+        targets = ", ".join(t.name + ("" if t.submit else " (aux)") for t in comp.targets)
+        table.add_row(name, comp.kind, targets, comp.metric, data, str(len(ranked)), fmt(best))
+    console().print(table)
+
+
+@app.command("validate")
+def validate(competition: str, file: Path) -> None:
+    """Check a submission CSV against the competition's expected format."""
+    from ..data import load_data
+    from ..submission import read_submission, validate_submission
+
+    ws = workspace()
+    data = load_data(ws.competition(competition), ws)
+    problems = validate_submission(data, read_submission(file), file.name)
+    out = console()
+    if problems:
+        for p in problems:
+            out.print(f"[red]x[/red] {p}")
+        raise typer.Exit(1)
+    out.print(f"[green]ok[/green] {file} is a valid submission for {competition} ({len(data.test)} rows)")
+
+
+@app.command("score")
+def score(competition: str, file: Path,
+          solution: Path = typer.Option(None, help="CSV with the true test labels (default: the "
+                                                    "competition's solution file, for built-ins)")) -> None:
+    """Score a submission locally against a solution file with the competition's metric."""
+    from ..data import load_data, read_table
+    from ..errors import DataError
+    from ..submission import read_submission, score_submission
+
+    ws = workspace()
+    data = load_data(ws.competition(competition), ws)
+    if solution is not None:
+        sol = read_table(solution)
+    elif data.solution is not None:
+        sol = data.solution
+    else:
+        raise DataError(f"{competition} has no known solution; pass --solution SOLUTION.csv")
+    value = score_submission(data, read_submission(file), sol)
+    console().print(f"{data.comp.metric} = {value:.5f}")

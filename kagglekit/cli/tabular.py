@@ -1,0 +1,49 @@
+"""``kk baseline``: the tabular baseline."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app, console, fmt, workspace
+
+
+@app.command("baseline")
+def baseline(
+    competition: str,
+    model: str = typer.Option("all", "--model", "-m", help="rf, lgbm, or all (comma-separated list also works)"),
+    folds: int = typer.Option(None, "--folds", help="number of CV folds (default: the spec's k)"),
+    seed: int = typer.Option(42, "--seed", help="model seed"),
+    param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
+    time_budget: float = typer.Option(None, "--time-budget", help="seconds for all models and folds"),
+    submit: bool = typer.Option(True, "--submit/--no-submit", help="write the best model's submission CSV"),
+) -> None:
+    """Cross-validate random forest and LightGBM on the shared folds; write the best submission."""
+    from rich.table import Table
+
+    from ..tabular.baseline import baseline as run_baseline
+    from ..tabular.baseline import parse_overrides
+    from ..tabular.models import list_models
+
+    models = tuple(list_models()) if model == "all" else tuple(m.strip() for m in model.split(","))
+    models = tuple(m for m in ("rf", "lgbm") if m in models) + tuple(m for m in models if m not in ("rf", "lgbm"))
+    result = run_baseline(competition, models=models, k=folds, seed=seed, params=parse_overrides(param),
+                          time_budget=time_budget, workspace=workspace(), progress=True, submit=submit)
+    out = console()
+    plan = result.plan
+    out.print(f"features used ({len(plan.used)}): {', '.join(plan.used)}", markup=False)
+    for col, why in plan.dropped.items():
+        out.print(f"  dropped {col}: {why}", style="dim", markup=False)
+    table = Table(title=f"{result.competition}: {result.metric}, {len(result.results[0].fold_scores)}-fold CV "
+                        f"(folds {result.fold_id})")
+    for col in ("model", "CV", "± std", "folds", "time", "run"):
+        table.add_column(col)
+    best = result.best
+    for r in result.results:
+        table.add_row(r.model + (" *" if r is best else ""), fmt(r.cv), fmt(r.cv_std),
+                      " ".join(fmt(s, 3) for s in r.fold_scores), f"{r.seconds:.1f}s", r.run.id)
+    out.print(table)
+    if result.submission:
+        out.print(f"submission ({best.model}): {result.submission}")
+    if result.holdout is not None:
+        out.print(f"held-out score of the submission: {result.holdout:.4f}")
+    out.print(f"done in {result.seconds:.1f}s")

@@ -1,0 +1,254 @@
+"""The tabular baseline: each registered model trained on the competition's shared folds.
+
+Per model this produces one run in the run store (OOF predictions for every training row, test
+predictions averaged over folds, per-fold and overall scores, feature importance as CSV and PNG),
+then a validated submission from the best model by CV.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import CompetitionData, load_data
+from ..errors import DataError, SpecError
+from ..folds import Folds, get_folds
+from ..metrics import get_metric
+from ..runs import Run, RunStore, encode_target, score_predictions, target_info, to_frame
+from ..spec import Competition
+from ..submission import submission_from_run
+from ..workspace import Workspace
+from .dates import add_datepart
+from .hooks import apply_hook, hook_digest, load_hook
+from .models import create_model, default_n_jobs
+from .preprocess import ColumnPlan, TabularPreprocessor, plan_columns
+
+
+@dataclass
+class TabularFeatures:
+    """Raw feature frames (before per-fold preprocessing) and the column plan."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    plan: ColumnPlan
+
+
+@dataclass
+class ModelResult:
+    model: str
+    run: Run
+    cv: float
+    cv_std: float
+    fold_scores: list[float]
+    seconds: float
+    params: dict[str, Any]
+
+
+@dataclass
+class BaselineResult:
+    competition: str
+    metric: str
+    results: list[ModelResult]
+    plan: ColumnPlan
+    seconds: float = 0.0
+    submission: Path | None = None
+    holdout: float | None = None
+    fold_id: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> ModelResult:
+        m = get_metric(self.metric)
+        return min(self.results, key=lambda r: m.sort_key(r.cv))
+
+
+def build_features(data: CompetitionData) -> TabularFeatures:
+    """Feature hook, then ``add_datepart`` on the date columns, over train and test together;
+    then the column plan (which columns are used, which dropped and why)."""
+    comp = data.comp
+    target_cols = [t.name for t in comp.targets]
+    train_x = data.train.drop(columns=target_cols)
+    full = pd.concat([train_x, data.test[[c for c in data.test.columns if c != "path"]]], ignore_index=True)
+    hook = load_hook(comp)
+    if hook is not None:
+        full = apply_hook(hook, full, comp)
+    for col in comp.tabular.date_columns:
+        if col in full.columns:
+            full = add_datepart(full, col, time=comp.tabular.date_time)
+    exclude = {c: "listed in [tabular] drop" for c in comp.tabular.drop if c in full.columns}
+    if comp.id_column in full.columns:
+        exclude[comp.id_column] = "the id column"
+    for c in train_x.columns:  # a column the test file lacks would be all-missing at prediction time
+        if c in full.columns and c not in data.test.columns and c not in exclude:
+            exclude[c] = "absent from the test file (a likely leak)"
+    n = len(train_x)
+    plan = plan_columns(full.iloc[:n], exclude=exclude, categorical=comp.tabular.categorical,
+                        max_cardinality=comp.tabular.max_cardinality)
+    return TabularFeatures(full.iloc[:n].reset_index(drop=True), full.iloc[n:].reset_index(drop=True), plan)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``["lgbm.num_leaves=63", "rf.n_estimators=500"]`` -> ``{"lgbm": {"num_leaves": 63}, ...}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        model, dot, param = key.partition(".")
+        if not sep or not dot or not model or not param:
+            raise SpecError(f"--param {item!r}: expected MODEL.NAME=VALUE, e.g. lgbm.num_leaves=63")
+        out.setdefault(model, {})[param] = _literal(value)
+    return out
+
+
+def _literal(value: str) -> Any:
+    low = value.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
+                   params: dict[str, Any] | None = None, seed: int = 42, time_limit: float | None = None,
+                   n_jobs: int | None = None, only_folds: list[int] | None = None,
+                   on_fold: Any = None) -> dict[str, Any]:
+    """Cross-validate one model: OOF and fold-averaged test predictions per submitted target,
+    per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``."""
+    comp = data.comp
+    targets = target_info(comp, data.train)
+    rmsle = comp.metric == "rmsle"
+    oof: dict[str, np.ndarray] = {}
+    test: dict[str, np.ndarray] = {}
+    importances = []
+    best_iters: list[int] = []
+    fold_ids = [f for f, _, _ in folds.split(only_folds)]
+    for t in comp.submitted_targets:
+        if t.task == "multilabel":
+            raise SpecError(f"{comp.spec_file}: target {t.name!r} is multilabel, which the tabular baseline "
+                            "does not handle; split it into one binary target per label")
+        classes = targets[t.name]["classes"]
+        y = encode_target(data.train[t.name], classes)
+        if rmsle:
+            if (y < 0).any():
+                raise DataError(f"{comp.name}: target {t.name!r} has negative values, which RMSLE cannot score")
+            y = np.log1p(y)
+        n_classes = len(classes) if classes else 0
+        task = "regression" if classes is None else "classification"
+        oof_t = np.full((len(y), n_classes) if n_classes else len(y), np.nan)
+        test_t = np.zeros((len(feats.test), n_classes) if n_classes else len(feats.test))
+        for f, tr, va in folds.split(only_folds):
+            pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[tr])
+            x_tr, x_va = pre.transform(feats.train.iloc[tr]), pre.transform(feats.train.iloc[va])
+            est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed,
+                               n_jobs=n_jobs, time_limit=time_limit)
+            est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
+            oof_t[va] = est.predict(x_va)
+            test_t += est.predict(pre.transform(feats.test)) / len(fold_ids)
+            importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
+            best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
+            if on_fold is not None:
+                on_fold(f)
+        if rmsle:  # averaged in log space, reported in the original space
+            oof_t, test_t = np.expm1(oof_t), np.expm1(test_t)
+        oof[t.name], test[t.name] = oof_t, test_t
+    rows = np.flatnonzero(np.isin(folds.fold, fold_ids))
+    fold_scores = [score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
+                   for f in fold_ids]
+    overall = score_predictions(comp, data.train, oof, targets, rows=rows)
+    importance = pd.concat(importances, axis=1).fillna(0).mean(axis=1).sort_values(ascending=False)
+    return {"oof": oof, "test": test, "targets": targets, "scores": overall, "fold_scores": fold_scores,
+            "importance": importance, "best_iterations": best_iters}
+
+
+def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
+    importance.rename("importance").rename_axis("feature").reset_index().to_csv(folder / "importance.csv",
+                                                                               index=False)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = importance.head(30)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(top) + 1.2))
+    ax.barh(top.index.astype(str), top.to_numpy(), color="#3b75af")
+    ax.set_title(title)
+    ax.set_xlabel("importance (mean over folds)")
+    fig.tight_layout()
+    fig.savefig(folder / "importance.png", dpi=110)
+    plt.close(fig)
+
+
+def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf", "lgbm"), k: int | None = None,
+             seed: int = 42, params: dict[str, dict[str, Any]] | None = None, time_budget: float | None = None,
+             workspace: Workspace | None = None, progress: bool = False, submit: bool = True) -> BaselineResult:
+    """Cross-validate each model on the shared folds, store one run per model and write the
+    submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``."""
+    t0 = time.perf_counter()
+    ws = workspace or Workspace.find()
+    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    if comp.kind != "tabular":
+        raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
+    if k is not None and k != comp.cv.k:
+        comp = replace(comp, cv=replace(comp.cv, k=k))
+    params = params or {}
+    for name in params:
+        if name not in models:
+            raise SpecError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
+    resolved = {m: create_model(m, task="classification", params=params.get(m)).resolved_params() for m in models}
+    data = load_data(comp, ws)
+    folds = get_folds(data, ws)
+    feats = build_features(data)
+    store = RunStore(ws, comp.name)
+    per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
+    n_jobs = default_n_jobs()
+    results = []
+    bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
+    for model in models:
+        start = time.perf_counter()
+        if bar is not None:
+            bar.set_description(model)
+        cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
+                            time_limit=per_fold_limit, n_jobs=n_jobs,
+                            on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
+        seconds = time.perf_counter() - start
+        config = {"models": [model], "params": resolved[model], "seed": seed, "features": list(feats.plan.used),
+                  "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
+                  "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
+                  "time_budget": time_budget}
+        writer = store.create("tabular", model, config)
+        writer.save_predictions(
+            to_frame(data.train[comp.id_column], comp.id_column, cv["oof"], cv["targets"]),
+            to_frame(data.test[comp.id_column], comp.id_column, cv["test"], cv["targets"]))
+        fs = cv["fold_scores"]
+        writer.save_scores({"cv": cv["scores"]["cv"], "cv_std": float(np.std(fs)), "folds": fs,
+                            "per_target": {k_: v for k_, v in cv["scores"].items() if k_ != "cv"},
+                            "best_iterations": cv["best_iterations"]})
+        save_importance(cv["importance"], writer.path, f"{comp.name}: {model} feature importance")
+        run = writer.finish(comp, ws, fold_id=folds.id, targets=cv["targets"], timings={"fit_s": round(seconds, 3)})
+        results.append(ModelResult(model, run, cv["scores"]["cv"], float(np.std(fs)), fs, seconds, resolved[model]))
+    if bar is not None:
+        bar.close()
+    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id)
+    if submit:
+        result.submission = submission_from_run(data, ws, result.best.run)
+        result.holdout = result.best.run.scores.get("holdout")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="fold", leave=False, dynamic_ncols=True, disable=None)  # off when piped

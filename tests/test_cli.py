@@ -1,0 +1,79 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kagglekit.cli import main
+
+from .conftest import REPO, make_tabular
+
+HEAVY = ("torch", "timm", "lightgbm", "kaggle", "optuna", "pandas", "sklearn")
+
+
+def kk(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "kagglekit", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys\nfrom kagglekit.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert "baseline" in out and "runs" in out
+
+
+def test_import_kagglekit_does_not_import_torch():
+    code = "import sys, kagglekit\nprint('torch' in sys.modules, 'lightgbm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+
+
+def test_errors_are_one_line_and_exit_1(ws_path):
+    r = kk("runs", "nope", cwd=ws_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("error: unknown competition 'nope'") and len(r.stderr.strip().splitlines()) == 1
+    r = kk("runs", "nope", cwd=ws_path, env={"KK_DEBUG": "1"})
+    assert r.returncode == 1 and "Traceback" in r.stderr
+
+
+def test_outside_a_workspace(tmp_path):
+    r = kk("list", cwd=tmp_path)
+    assert r.returncode == 1 and "no kagglekit workspace found" in r.stderr
+
+
+def test_list_shows_builtin_competitions_from_repo():
+    r = kk("list", cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert "playground-churn" in r.stdout and "playground-shapes" in r.stdout and "titanic" in r.stdout
+
+
+def test_baseline_runs_validate_score_via_cli(ws_path, capsys):
+    make_tabular(ws_path)
+    os.chdir(ws_path)
+    main(["baseline", "synth", "--model", "lgbm", "--folds", "3"])
+    out = capsys.readouterr().out
+    assert "lgbm *" in out and "3-fold CV" in out and "submission (lgbm)" in out
+    sub = next((ws_path / "submissions" / "synth").glob("*.csv"))
+    main(["validate", "synth", str(sub)])
+    assert "is a valid submission" in capsys.readouterr().out
+    main(["score", "synth", str(sub)])
+    assert "accuracy = 0." in capsys.readouterr().out
+    main(["runs", "synth", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and set(rows[0]) >= {"id", "kind", "models", "metric", "cv", "lb", "created", "path"}
+    assert rows[0]["holdout"] is not None
+
+
+def test_validate_reports_each_problem(ws_path, capsys):
+    make_tabular(ws_path)
+    bad = ws_path / "bad.csv"
+    bad.write_text("row_id,y\n1,0\n")
+    os.chdir(ws_path)
+    with pytest.raises(SystemExit) as e:
+        main(["validate", "synth", str(bad)])
+    assert e.value.code == 1
+    out = capsys.readouterr().out
+    assert "1 rows, expected 100" in out and "test ids are missing" in out

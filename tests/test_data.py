@@ -1,0 +1,100 @@
+import os
+import time
+
+import pandas as pd
+import pytest
+
+from kagglekit.data import load_data, read_table
+from kagglekit.errors import DataError
+
+from .conftest import make_tabular
+
+
+def test_load_synthetic(ws):
+    make_tabular(ws.root)
+    data = load_data(ws.competition("synth"), ws)
+    assert len(data.train) == 400 and len(data.test) == 100 and data.sample is not None
+    assert data.solution is not None and "y" in data.solution
+
+
+def test_missing_file_names_file_and_lists_folder(ws):
+    make_tabular(ws.root)
+    (ws.root / "data" / "synth" / "test.csv").unlink()
+    with pytest.raises(DataError) as e:
+        load_data(ws.competition("synth"), ws)
+    assert "test.csv: file not found" in str(e.value) and "train.csv" in str(e.value)
+
+
+def test_missing_data_folder_suggests_download(ws):
+    make_tabular(ws.root)
+    os.rename(ws.root / "data" / "synth", ws.root / "elsewhere")
+    with pytest.raises(DataError, match="kk download synth"):
+        load_data(ws.competition("synth"), ws)
+
+
+def test_missing_column_lists_columns_found(ws):
+    make_tabular(ws.root)
+    p = ws.root / "data" / "synth" / "train.csv"
+    pd.read_csv(p).rename(columns={"y": "target"}).to_csv(p, index=False)
+    with pytest.raises(DataError) as e:
+        load_data(ws.competition("synth"), ws)
+    msg = str(e.value)
+    assert "no column 'y'" in msg and "columns found: row_id, x1, x2, cat, when, target" in msg
+
+
+def test_duplicate_ids(ws):
+    make_tabular(ws.root)
+    p = ws.root / "data" / "synth" / "train.csv"
+    df = pd.read_csv(p)
+    df.loc[5, "row_id"] = df.loc[4, "row_id"]
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"repeated ids \(e.g. 4\)"):
+        load_data(ws.competition("synth"), ws)
+
+
+def test_nan_target(ws):
+    make_tabular(ws.root)
+    p = ws.root / "data" / "synth" / "train.csv"
+    df = pd.read_csv(p)
+    df.loc[[3, 8], "y"] = None
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError, match="target column 'y' has 2 missing values"):
+        load_data(ws.competition("synth"), ws)
+
+
+def test_unparseable_csv(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_bytes(b'a,b\n1,"unterminated\n')
+    with pytest.raises(DataError, match="bad.csv: cannot parse as CSV"):
+        read_table(p)
+
+
+def test_parquet_cache_is_used_and_invalidated(tmp_path):
+    p = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_csv(p, index=False)
+    cache = tmp_path / "cache"
+    first = read_table(p, cache)
+    files = list(cache.glob("t-*.parquet"))
+    assert len(files) == 1
+    # a cache hit reads the parquet: prove it by editing the parquet behind the CSV's back
+    pd.DataFrame({"a": [9, 9], "b": ["c", "c"]}).to_parquet(files[0], index=False)
+    assert read_table(p, cache)["a"].tolist() == [9, 9]
+    # changing the CSV (size/mtime) invalidates the cache
+    time.sleep(0.01)
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_csv(p, index=False)
+    assert read_table(p, cache)["a"].tolist() == [1, 2, 3]
+    assert first["a"].tolist() == [1, 2]
+
+
+def test_builtin_competitions_generate_deterministically(tmp_path):
+    from kagglekit.builtin import generate
+
+    a = generate("churn", tmp_path / "a")
+    b = generate("churn", tmp_path / "b")
+    ta, tb = pd.read_csv(a / "train.csv"), pd.read_csv(b / "train.csv")
+    pd.testing.assert_frame_equal(ta, tb)
+    assert ta["region"].isna().any() and ta["age"].isna().any() and ta["signup_date"].isna().any()
+    assert set(pd.read_csv(a / "solution.csv").columns) == {"customer_id", "churned"}
+    s = generate("shapes", tmp_path / "s")
+    tr = pd.read_csv(s / "train.csv")
+    assert set(tr.columns) == {"image_id", "shape", "colour"} and (s / "images" / tr.image_id[0]).is_file()

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from kagglekit.errors import SpecError
+from kagglekit.metrics import get_metric, list_metrics, map_at_k
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+def _proba(rng, n, c):
+    p = rng.random((n, c))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_classification_metrics_match_sklearn(rng):
+    for _ in range(5):
+        y = rng.integers(0, 3, 200)
+        p = _proba(rng, 200, 3)
+        assert get_metric("accuracy")(y, p) == pytest.approx(skm.accuracy_score(y, p.argmax(1)))
+        assert get_metric("logloss")(y, p) == pytest.approx(skm.log_loss(y, p, labels=[0, 1, 2]))
+        assert get_metric("f1_macro")(y, p) == pytest.approx(skm.f1_score(y, p.argmax(1), average="macro"))
+        assert get_metric("auc")(y, p) == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+        assert get_metric("qwk")(y, p) == pytest.approx(skm.cohen_kappa_score(y, p.argmax(1), weights="quadratic"))
+
+
+def test_binary_auc_takes_positive_class_probability(rng):
+    y = rng.integers(0, 2, 300)
+    p1 = np.clip(y * 0.3 + rng.random(300) * 0.7, 0, 1)
+    p = np.column_stack([1 - p1, p1])
+    assert get_metric("auc")(y, p) == pytest.approx(skm.roc_auc_score(y, p1))
+    assert get_metric("logloss")(y, p) == pytest.approx(skm.log_loss(y, p1))
+
+
+def test_regression_metrics_match_sklearn(rng):
+    y = rng.gamma(2, 10, 500)
+    p = y * rng.lognormal(0, 0.3, 500)
+    assert get_metric("rmse")(y, p) == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)))
+    assert get_metric("rmsle")(y, p) == pytest.approx(np.sqrt(skm.mean_squared_log_error(y, p)))
+    assert get_metric("mae")(y, p) == pytest.approx(skm.mean_absolute_error(y, p))
+    assert get_metric("r2")(y, p) == pytest.approx(skm.r2_score(y, p))
+
+
+def test_qwk_on_ordinal_regression_rounds_predictions():
+    y = np.array([0, 1, 2, 3, 3])
+    pred = np.array([0.2, 1.4, 1.6, 3.1, 2.9])
+    assert get_metric("qwk")(y, pred) == pytest.approx(skm.cohen_kappa_score(y, [0, 1, 2, 3, 3], weights="quadratic"))
+
+
+def test_map_at_k_hand_computed():
+    y = np.array([0, 1, 2])
+    p = np.array([[0.5, 0.3, 0.2],   # true class ranked 1st -> 1
+                  [0.5, 0.3, 0.2],   # 2nd -> 1/2
+                  [0.1, 0.2, 0.05]])  # 3rd -> 1/3
+    assert map_at_k(y, p, 3) == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert map_at_k(y, p, 1) == pytest.approx(1 / 3)
+    assert get_metric("map@3")(y, p) == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert get_metric("map@2")(y, p) == pytest.approx((1 + 1 / 2) / 3)
+
+
+def test_directions_and_inputs():
+    assert get_metric("auc").greater_is_better and get_metric("auc").needs == "proba"
+    assert not get_metric("rmsle").greater_is_better and get_metric("rmsle").needs == "value"
+    assert get_metric("accuracy").needs == "label"
+    m = get_metric("rmse")
+    assert m.better(0.1, 0.2) and not m.better(0.2, 0.1)
+    assert sorted([0.3, None, 0.1], key=m.sort_key)[:2] == [0.1, 0.3]
+    for name in ("accuracy", "auc", "logloss", "rmse", "rmsle", "mae", "f1_macro", "qwk", "map@3"):
+        assert name in list_metrics()
+
+
+def test_unknown_metric_suggests():
+    with pytest.raises(SpecError, match="did you mean 'logloss'"):
+        get_metric("log_loss")
