@@ -25,7 +25,7 @@ from ..submission import submission_from_run
 from ..workspace import Workspace
 from .dates import add_datepart
 from .hooks import apply_hook, hook_digest, load_hook
-from .models import create_model, default_n_jobs
+from .models import create_model
 from .preprocess import ColumnPlan, TabularPreprocessor, plan_columns
 
 
@@ -190,7 +190,8 @@ def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
 
 def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf", "lgbm"), k: int | None = None,
              seed: int = 42, params: dict[str, dict[str, Any]] | None = None, time_budget: float | None = None,
-             workspace: Workspace | None = None, progress: bool = False, submit: bool = True) -> BaselineResult:
+             workspace: Workspace | None = None, progress: bool = False, submit: bool = True,
+             n_jobs: int | None = None) -> BaselineResult:
     """Cross-validate each model on the shared folds, store one run per model and write the
     submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``."""
     t0 = time.perf_counter()
@@ -210,7 +211,6 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     feats = build_features(data)
     store = RunStore(ws, comp.name)
     per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
-    n_jobs = default_n_jobs()
     results = []
     bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
     for model in models:
