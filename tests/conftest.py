@@ -92,3 +92,18 @@ def ws(ws_path):
     from kagglekit.workspace import Workspace
 
     return Workspace.at(ws_path)
+
+
+def save_run(ws, data, oof: dict, test: dict, label: str = "m", fold_id: str | None = None):
+    """Store a run with the given OOF/test predictions (``{target: array}``) as a pipeline would."""
+    from kagglekit.folds import get_folds
+    from kagglekit.runs import RunStore, score_predictions, target_info, to_frame
+
+    comp = data.comp
+    targets = target_info(comp, data.train)
+    folds = get_folds(data, ws)
+    w = RunStore(ws, comp.name).create("tabular", label, {"models": [label]})
+    w.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, targets),
+                       to_frame(data.test[comp.id_column], comp.id_column, test, targets))
+    w.save_scores({"cv": score_predictions(comp, data.train, oof, targets)["cv"]})
+    return w.finish(comp, ws, fold_id=fold_id or folds.id, targets=targets, timings={})

@@ -1,0 +1,37 @@
+"""``kk ensemble``: blend the out-of-fold predictions of several runs."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app, console, fmt, workspace
+
+
+@app.command("ensemble")
+def ensemble(
+    competition: str,
+    runs: list[str] = typer.Argument(None, help="run ids (default: every complete run on the shared folds)"),
+    method: str = typer.Option("greedy", "--method", help="greedy, mean, rank, weights or stacking"),
+    submit: bool = typer.Option(True, "--submit/--no-submit", help="write the ensemble's submission CSV"),
+) -> None:
+    """Blend OOF predictions of runs into an ensemble run and a validated submission."""
+    from rich.table import Table
+
+    from ..ensemble import ensemble as run_ensemble
+
+    result = run_ensemble(competition, runs or None, method=method, workspace=workspace(), submit=submit)
+    out = console()
+    table = Table(title=f"{competition}: {method} ensemble")
+    for col in ("member", "CV", "weight"):
+        table.add_column(col)
+    for run_id, cv, w in result.members:
+        table.add_row(run_id, fmt(cv), f"{w:.3f}")
+    table.add_row("[bold]ensemble[/bold]", f"[bold]{fmt(result.cv)}[/bold]", "")
+    out.print(table)
+    for s in result.skipped:
+        out.print(f"skipped {s}", style="dim", markup=False)
+    out.print(f"run: {result.run.id}")
+    if result.submission:
+        out.print(f"submission: {result.submission}")
+    if result.holdout is not None:
+        out.print(f"held-out score of the submission: {result.holdout:.4f}")
