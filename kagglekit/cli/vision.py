@@ -1,0 +1,115 @@
+"""``kk train``, ``kk lr-find``, ``kk merge``: fine-tuning timm CNNs (needs the vision extra)."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app, console, fmt, workspace
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in value.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected sizes like 128 or 128,224, found {value!r}") from None
+
+
+def _pretrained(value: str) -> bool | str:
+    low = value.lower()
+    if low in ("auto",):
+        return "auto"
+    if low in ("true", "yes", "1"):
+        return True
+    if low in ("false", "no", "0"):
+        return False
+    raise typer.BadParameter(f"expected auto, true or false, found {value!r}")
+
+
+def _config(arch, epochs, sizes, batch_size, accum, lr, tta, pretrained, weights, folds, seed, device, workers,
+            resize, flip, skip_bad_images):
+    from ..vision.train import TrainConfig
+
+    return TrainConfig(arch=arch, epochs=epochs, sizes=_sizes(sizes), batch_size=batch_size, accum=accum, lr=lr,
+                       tta=tta, pretrained=_pretrained(pretrained), weights=weights,
+                       folds=tuple(int(f) for f in folds.split(",")) if folds else None, seed=seed, device=device,
+                       num_workers=workers, resize=resize, flip=flip, skip_bad_images=skip_bad_images)
+
+
+ARCH = typer.Option("resnet18", "--arch", "-a", help="any timm model name, e.g. convnext_small")
+SIZES = typer.Option("128", "--sizes", help="image size, or sizes for progressive resizing: 128,224")
+PRETRAINED = typer.Option("auto", "--pretrained", help="auto (local weights, hub, else scratch), true or false")
+WEIGHTS = typer.Option(None, "--weights", help="weight file or folder of weight files (offline); or KK_WEIGHTS_DIR")
+
+
+@app.command("train")
+def train(
+    competition: str,
+    arch: str = ARCH,
+    epochs: int = typer.Option(5, "--epochs", "-e"),
+    sizes: str = SIZES,
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+    accum: int = typer.Option(1, "--accum", help="gradient accumulation steps (same update, less memory)"),
+    lr: str = typer.Option("2e-3", "--lr", help="learning rate, or 'auto' for the learning-rate finder"),
+    tta: int = typer.Option(0, "--tta", help="test-time augmentation passes"),
+    pretrained: str = PRETRAINED,
+    weights: str = WEIGHTS,
+    folds: str = typer.Option(None, "--folds", help="run only these folds, e.g. 0,1 (merge later with kk merge)"),
+    seed: int = typer.Option(42, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    workers: int = typer.Option(None, "--workers", help="DataLoader worker processes (default: sized to the machine)"),
+    resize: str = typer.Option(None, "--resize", help="valid/test resize: squish, crop or pad (default: the spec's)"),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="horizontal flips in augmentation"),
+    skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="skip unreadable images with a warning"),
+    resume: str = typer.Option(None, "--resume", help="continue an interrupted run from its last finished epoch"),
+    submit: bool = typer.Option(True, "--submit/--no-submit"),
+) -> None:
+    """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission."""
+    from ..vision.train import train as run_train
+
+    cfg = None if resume else _config(arch, epochs, sizes, batch_size, accum, lr, tta, pretrained, weights, folds,
+                                      seed, device, workers, resize, flip, skip_bad_images)
+    out = console()
+    out.print(f"{'fold':>4} {'phase':>6} {'size':>4} {'epoch':>5} {'train_loss':>10} {'valid_loss':>10} "
+              f"{'score':>8} {'img/s':>7} {'time':>6}")
+
+    def log(row: dict) -> None:
+        out.print(f"{row['fold']:>4} {row['phase']:>6} {row['size']:>4} {row['epoch']:>5} {row['train_loss']:>10.4f} "
+                  f"{row['valid_loss']:>10.4f} {row['cv']:>8.4f} {row['images_per_s']:>7.1f} {row['seconds']:>5.1f}s",
+                  markup=False)
+
+    result = run_train(competition, cfg, workspace=workspace(), resume=resume, progress=True, log=log, submit=submit)
+    out.print(f"run: {result.run.id}  (weights: {result.weights_source})", markup=False)
+    line = f"CV {fmt(result.cv)} over folds {','.join(map(str, result.folds_done))}"
+    if result.cv_no_tta is not None:
+        line += f"  (without TTA {fmt(result.cv_no_tta)})"
+    out.print(line + "  " + "  ".join(f"{k}={fmt(v)}" for k, v in result.per_target.items()), markup=False)
+    out.print(f"training throughput {result.images_per_second:.1f} img/s; done in {result.seconds:.1f}s")
+    if result.submission:
+        out.print(f"submission: {result.submission}")
+    if result.holdout is not None:
+        out.print(f"held-out score of the submission: {result.holdout:.4f}")
+
+
+@app.command("lr-find")
+def lr_find(competition: str, arch: str = ARCH, sizes: str = SIZES,
+            batch_size: int = typer.Option(32, "--batch-size", "-b"), pretrained: str = PRETRAINED,
+            weights: str = WEIGHTS) -> None:
+    """Learning-rate finder: sweep, suggest fastai's 'valley', save the loss-vs-lr plot."""
+    from ..vision.train import lr_find as run_lr_find
+
+    suggestion, path = run_lr_find(competition, workspace=workspace(), arch=arch, sizes=_sizes(sizes),
+                                   batch_size=batch_size, pretrained=_pretrained(pretrained), weights=weights)
+    console().print(f"suggested learning rate (valley): {suggestion:.2e}\nplot: {path}")
+
+
+@app.command("merge")
+def merge(competition: str, runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
+          submit: bool = typer.Option(True, "--submit/--no-submit")) -> None:
+    """Merge runs that trained different folds of the same config into one run."""
+    from ..vision.train import merge as run_merge
+
+    result = run_merge(competition, runs, workspace=workspace(), submit=submit)
+    out = console()
+    out.print(f"merged run: {result.run.id}  CV {fmt(result.cv)} over folds {result.folds_done}")
+    if result.submission:
+        out.print(f"submission: {result.submission}")

@@ -1,0 +1,124 @@
+"""Images for training: a pre-resized cache, albumentations transforms and a Dataset.
+
+Each image is decoded and resized once (shorter side to the largest size a run needs, aspect kept,
+never enlarged), stored as PNG under the workspace cache keyed by the source file's path, size and
+mtime, and held in memory for the run: epochs never decode full-size JPEGs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI on import otherwise
+
+
+def _cache_key(path: str, size: int) -> str:
+    st = os.stat(path)
+    return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{size}".encode()).hexdigest()
+
+
+def _load_one(path: str, size: int, cache_dir: Path | None) -> np.ndarray:
+    from PIL import Image
+
+    cached = cache_dir / f"{_cache_key(path, size)}.png" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        with Image.open(cached) as im:
+            return np.asarray(im.convert("RGB"))
+    with Image.open(path) as im:
+        im.load()
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        if scale < 1:
+            im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+        arr = np.asarray(im)
+    if cached is not None:
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, cached)
+    return arr
+
+
+def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, skip_bad: bool = False,
+                progress: bool = False, threads: int | None = None) -> list[np.ndarray | None]:
+    """Decode (or read from the cache) every image, resized so its shorter side is at most ``size``.
+
+    An unreadable image raises :class:`DataError` naming the file; with ``skip_bad`` it gives None
+    and a warning instead.
+    """
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir) / f"short{size}"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def one(path: str) -> np.ndarray | None:
+        try:
+            return _load_one(path, size, cache_dir)
+        except Exception as e:  # PIL raises many types for corrupt files
+            if skip_bad:
+                warnings.warn(f"skipping unreadable image {path}: {e}", stacklevel=2)
+                return None
+            raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e}); fix or remove it, or pass "
+                            "--skip-bad-images") from None
+
+    threads = threads or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(threads) as pool:
+        it = pool.map(one, paths)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, total=len(paths), desc="caching images", unit="img", leave=False, disable=None)
+        return list(it)
+
+
+def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...], *, train: bool,
+                     resize: str = "squish", flip: bool = True, strength: float = 1.0):
+    """albumentations pipelines. Train: random resized crop (scale 0.75-1), flips, small affine,
+    brightness/contrast. Valid/test: resize to ``size`` by squish, crop or pad."""
+    import albumentations as A
+    import cv2
+
+    norm = A.Normalize(mean=mean, std=std, max_pixel_value=255.0)
+    if train:
+        ops = [A.RandomResizedCrop(size=(size, size), scale=(1 - 0.25 * strength, 1.0))]
+        if flip:
+            ops.append(A.HorizontalFlip(p=0.5))
+        if strength > 0:
+            ops += [A.Affine(rotate=(-10 * strength, 10 * strength), scale=(1 - 0.1 * strength, 1 + 0.1 * strength),
+                             translate_percent=(-0.05 * strength, 0.05 * strength), p=0.5),
+                    A.RandomBrightnessContrast(brightness_limit=0.2 * strength, contrast_limit=0.2 * strength, p=0.5)]
+        return A.Compose([*ops, norm])
+    if resize == "crop":
+        ops = [A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)]
+    elif resize == "pad":
+        ops = [A.LongestMaxSize(max_size=size), A.PadIfNeeded(size, size, border_mode=cv2.BORDER_CONSTANT, fill=0)]
+    else:
+        ops = [A.Resize(size, size)]
+    return A.Compose([*ops, norm])
+
+
+class ImageDataset:
+    """(image tensor CHW float32, target vector) pairs from in-memory images."""
+
+    def __init__(self, images: list[np.ndarray], targets: np.ndarray | None, transform):
+        self.images = images
+        self.targets = targets
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        x = self.transform(image=self.images[i])["image"]
+        x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        y = torch.from_numpy(self.targets[i]) if self.targets is not None else torch.zeros(0)
+        return x, y

@@ -1,0 +1,197 @@
+"""The training loop: one-cycle fitting with gradient accumulation, prediction with TTA and the
+learning-rate finder. Written to be read top to bottom, nanoGPT-style."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import Head, param_groups
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from ..errors import KKError
+
+        raise KKError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(device)
+
+
+@dataclass
+class Learner:
+    """A model, its heads and how to step it. ``accum`` micro-batches make one optimizer step."""
+
+    model: torch.nn.Module
+    heads: list[Head]
+    device: torch.device
+    accum: int = 1
+
+    def __post_init__(self) -> None:
+        self.model.to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            self.model.to(memory_format=torch.channels_last)
+        # mixed precision on CUDA only: bf16 where supported, else fp16 with a grad scaler; fp32 on CPU
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def _to(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum of per-target losses: cross-entropy for classes, MSE for (standardised) values."""
+        total = out.new_zeros(())
+        for i, h in enumerate(self.heads):
+            z = out[:, h.start:h.stop].float()
+            if h.classes is None:
+                total = total + F.mse_loss(z[:, 0], y[:, i])
+            else:
+                total = total + F.cross_entropy(z, y[:, i].long())
+        return total
+
+    def optimizer(self, lr: float, body_lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        groups = param_groups(self.model, lr, body_lr, weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), eps=1e-5)
+
+    def steps_per_epoch(self, loader: Any) -> int:
+        return math.ceil(len(loader) / self.accum)
+
+    def train_epoch(self, loader: Any, opt: torch.optim.Optimizer, sched: Any,
+                    on_batch: Callable[[float], None] | None = None) -> tuple[float, int]:
+        """One pass over ``loader``. The loss of each micro-batch is divided by ``accum`` so that
+        ``accum`` micro-batches make exactly the update of one large batch. Returns (mean loss, images)."""
+        self.model.train()
+        opt.zero_grad(set_to_none=True)
+        total, seen, n = 0.0, 0, len(loader)
+        for i, (x, y) in enumerate(loader):
+            x, y = self._to(x, y)
+            with self._autocast():
+                loss = self.loss(self.model(x), y)
+            scaled = loss / self.accum
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            if (i + 1) % self.accum == 0 or i + 1 == n:
+                if self.scaler:
+                    self.scaler.step(opt)
+                    self.scaler.update()
+                else:
+                    opt.step()
+                opt.zero_grad(set_to_none=True)
+                if sched is not None:
+                    sched.step()
+            total += loss.item() * len(x)
+            seen += len(x)
+            if on_batch is not None:
+                on_batch(total / seen)
+        return total / max(seen, 1), seen
+
+    @torch.no_grad()
+    def predict(self, loader: Any) -> np.ndarray:
+        """Raw outputs for every item of ``loader`` (in order)."""
+        self.model.eval()
+        outs = []
+        for x, _ in loader:
+            x = x.to(self.device, non_blocking=True)
+            with self._autocast():
+                outs.append(self.model(x).float().cpu())
+        return torch.cat(outs).numpy()
+
+    @torch.no_grad()
+    def loss_of(self, out: np.ndarray, y: np.ndarray) -> float:
+        return float(self.loss(torch.from_numpy(out), torch.from_numpy(y)))
+
+    def fit_one_cycle(self, loader: Any, epochs: int, lr: float, body_lr: float, weight_decay: float,
+                      on_epoch: Callable[[int, float, int, float], None], start_epoch: int = 0,
+                      state: dict[str, Any] | None = None) -> tuple[torch.optim.Optimizer, Any]:
+        """``epochs`` epochs under one one-cycle schedule (warm-up, then cosine annealing).
+        ``on_epoch(epoch, train_loss, images, seconds)`` validates and checkpoints; ``state``
+        restores optimizer and schedule when resuming at ``start_epoch``."""
+        opt = self.optimizer(lr, body_lr, weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(1, epochs * self.steps_per_epoch(loader)),
+            pct_start=0.25, div_factor=25.0, final_div_factor=1e5, anneal_strategy="cos",
+            base_momentum=0.85, max_momentum=0.95)
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        self.opt, self.sched = opt, sched
+        for epoch in range(start_epoch, epochs):
+            t = time.perf_counter()
+            train_loss, seen = self.train_epoch(loader, opt, sched, getattr(self, "on_batch", None))
+            on_epoch(epoch, train_loss, seen, time.perf_counter() - t)
+        return opt, sched
+
+    def lr_find(self, loader: Any, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100,
+                weight_decay: float = 0.01) -> tuple[np.ndarray, np.ndarray, float]:
+        """fastai's learning-rate finder: an exponential sweep from ``start_lr`` to ``end_lr``,
+        smoothed loss, stop on divergence; model and optimiser are restored afterwards.
+        Returns (lrs, smoothed losses, the 'valley' suggestion)."""
+        saved = copy.deepcopy(self.model.state_dict())
+        opt = self.optimizer(start_lr, start_lr, weight_decay)
+        mult = (end_lr / start_lr) ** (1 / max(1, num_it - 1))
+        lrs, losses = [], []
+        avg, best, it = 0.0, math.inf, 0
+        self.model.train()
+        try:
+            while it < num_it:
+                for x, y in loader:
+                    lr = start_lr * mult ** it
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    x, y = self._to(x, y)
+                    with self._autocast():
+                        loss = self.loss(self.model(x), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    avg = 0.98 * avg + 0.02 * loss.item()
+                    smooth = avg / (1 - 0.98 ** (it + 1))
+                    lrs.append(lr)
+                    losses.append(smooth)
+                    best = min(best, smooth)
+                    it += 1
+                    if it >= num_it or not math.isfinite(smooth) or smooth > 4 * best:
+                        it = num_it
+                        break
+        finally:
+            self.model.load_state_dict(saved)  # the sweep must leave no trace
+        lrs_a, losses_a = np.array(lrs), np.array(losses)
+        return lrs_a, losses_a, valley(lrs_a, losses_a)
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's ``valley``: the longest stretch of decreasing loss; a learning rate two thirds of the
+    way down it (roughly where the loss falls fastest)."""
+    n = len(losses)
+    if n < 3:
+        return float(lrs[0]) if n else 1e-3
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+        if lds[max_end] < lds[i]:
+            max_end = i
+            max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    return float(lrs[min(idx, n - 1)])

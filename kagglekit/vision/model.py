@@ -1,0 +1,185 @@
+"""timm models for kagglekit: creation with offline weights, multi-target heads, parameter groups.
+
+Weights come from ``--weights PATH`` (a file, or a folder of weight files), from ``KK_WEIGHTS_DIR``,
+or from timm's usual source (the Hugging Face hub or its local cache). A Kaggle notebook with
+internet off attaches a dataset of weight files and points ``KK_WEIGHTS_DIR`` at it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import KKError, SpecError, did_you_mean
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+@dataclass(frozen=True)
+class Head:
+    """One target's slice of the model's outputs."""
+
+    name: str
+    start: int
+    size: int
+    classes: tuple[str, ...] | None  # None: regression (one standardised output)
+    mean: float = 0.0
+    std: float = 1.0
+    submit: bool = True
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+
+def check_arch(arch: str) -> None:
+    import timm
+
+    if arch not in timm.list_models():
+        names = timm.list_models()
+        close = did_you_mean(arch, names)
+        raise SpecError(f"unknown timm architecture {arch!r}{close}; 'python -c \"import timm; "
+                        f"print(timm.list_models(\\\"*{arch.split('_')[0]}*\\\"))\"' lists similar ones")
+
+
+def find_weight_file(where: Path, arch: str) -> Path | None:
+    """A weight file for ``arch``: ``where`` itself, or in the folder ``where`` a file named
+    ``<arch>.<ext>``, ``<arch>.<tag>.<ext>`` or ``<arch>/model.safetensors`` / ``pytorch_model.bin``."""
+    where = Path(where).expanduser()
+    if where.is_file():
+        return where
+    if not where.is_dir():
+        return None
+    for suffix in WEIGHT_SUFFIXES:
+        if (where / f"{arch}{suffix}").is_file():
+            return where / f"{arch}{suffix}"
+    for p in sorted(where.glob(f"{arch}.*")):
+        if p.suffix in WEIGHT_SUFFIXES and p.is_file():
+            return p
+    for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        if (where / arch / name).is_file():
+            return where / arch / name
+    return None
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def create_vision_model(arch: str, num_outputs: int, *, pretrained: str | bool = "auto",
+                        weights: str | Path | None = None, drop_rate: float = 0.0) -> tuple[Any, str]:
+    """Create a timm model with ``num_outputs`` outputs. Returns ``(model, source of weights)``.
+
+    ``pretrained``: True (fail when no weights can be had), False (random init) or "auto"
+    (local weights if found, else the hub if reachable, else random init with a warning).
+    """
+    import timm
+
+    check_arch(arch)
+    if isinstance(pretrained, str) and pretrained not in ("auto",):
+        raise SpecError(f"pretrained: expected True, False or 'auto', found {pretrained!r}")
+    kw: dict[str, Any] = {"num_classes": num_outputs, "drop_rate": drop_rate}
+    if pretrained is False:
+        return timm.create_model(arch, pretrained=False, **kw), "random init"
+    local = None
+    source = weights or os.environ.get("KK_WEIGHTS_DIR")
+    if source:
+        local = find_weight_file(Path(source), arch)
+        if local is None and weights:
+            raise KKError(f"--weights {weights}: no weight file for {arch!r} there (expected a file, or a folder "
+                          f"holding {arch}.safetensors / {arch}.pth / {arch}/model.safetensors)")
+    if local is not None:
+        try:
+            model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(local)}, **kw)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise KKError(f"{local}: cannot load weights into {arch!r}: {str(e).splitlines()[0][:200]}") from None
+        return model, f"file {local}"
+    if _hub_reachable():
+        try:
+            return timm.create_model(arch, pretrained=True, **kw), "timm hub"
+        except Exception as e:  # network, missing tag, ...
+            if pretrained is True:
+                raise KKError(f"cannot download pretrained weights for {arch!r}: {str(e).splitlines()[0][:200]}; "
+                              "pass --weights FILE or set KK_WEIGHTS_DIR") from None
+    elif pretrained is True:
+        try:  # the local Hugging Face cache may still hold them
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            return timm.create_model(arch, pretrained=True, **kw), "timm cache"
+        except Exception:
+            raise KKError(f"no pretrained weights for {arch!r} offline: pass --weights FILE (a .safetensors or .pth "
+                          "file, or a folder of them) or set KK_WEIGHTS_DIR; or train from scratch with "
+                          "--pretrained false") from None
+    warnings.warn(f"no pretrained weights for {arch} found (no --weights, KK_WEIGHTS_DIR unset, hub unreachable): "
+                  "training from random initialisation", stacklevel=2)
+    return timm.create_model(arch, pretrained=False, **kw), "random init"
+
+
+def model_stats(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std the model was pretrained with (ImageNet's by default)."""
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+
+
+def _is_norm(module: Any) -> bool:
+    import torch.nn as nn
+
+    return isinstance(module, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm) or \
+        "norm" in type(module).__name__.lower()
+
+
+def head_parameter_names(model: Any) -> set[str]:
+    classifier = model.get_classifier()
+    ids = {id(p) for p in classifier.parameters()}
+    return {n for n, p in model.named_parameters() if id(p) in ids}
+
+
+def param_groups(model: Any, lr: float, body_lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """Four groups: body and head (discriminative learning rates), each split into parameters with
+    weight decay and norm/bias parameters without it."""
+    head = head_parameter_names(model)
+    norm_params = {id(p) for m in model.modules() if _is_norm(m) for p in m.parameters(recurse=False)}
+    groups: dict[tuple[bool, bool], list[Any]] = {(h, d): [] for h in (False, True) for d in (False, True)}
+    for name, p in model.named_parameters():
+        decay = p.ndim > 1 and id(p) not in norm_params
+        groups[(name in head, decay)].append(p)
+    out = []
+    for (is_head, decay), params in groups.items():
+        if params:
+            out.append({"params": params, "lr": lr if is_head else body_lr,
+                        "weight_decay": weight_decay if decay else 0.0, "name": ("head" if is_head else "body")
+                        + ("" if decay else "_no_decay")})
+    return out
+
+
+def set_body_trainable(model: Any, trainable: bool) -> None:
+    """Freeze or unfreeze the body; norm layers stay trainable (fastai's train_bn)."""
+    head = head_parameter_names(model)
+    norm_params = {id(p) for m in model.modules() if _is_norm(m) for p in m.parameters(recurse=False)}
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable or name in head or id(p) in norm_params)
+
+
+def split_outputs(out: np.ndarray, heads: list[Head]) -> dict[str, np.ndarray]:
+    """Raw outputs -> per-target predictions: softmax probabilities, or de-standardised values."""
+    preds = {}
+    for h in heads:
+        z = out[:, h.start:h.stop]
+        if h.classes is None:
+            preds[h.name] = z[:, 0] * h.std + h.mean
+        else:
+            z = z - z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            preds[h.name] = e / e.sum(axis=1, keepdims=True)
+    return preds

@@ -1,0 +1,81 @@
+"""PNG plots a person would rather look at than read: lr finder, confusion matrix, top losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def lr_find_png(lrs: np.ndarray, losses: np.ndarray, suggestion: float, path: Path, title: str = "") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses, color="#3b75af")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    i = int(np.argmin(np.abs(np.log(lrs) - np.log(suggestion))))
+    ax.plot([lrs[i]], [losses[i]], "o", color="#d62728", markersize=8, label=f"valley: {suggestion:.2e}")
+    ax.legend()
+    ax.set_title(f"learning-rate finder {title}".strip())
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], path: Path,
+                         title: str = "") -> Path:
+    plt = _plt()
+    k = len(classes)
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y_true.astype(int), y_pred.astype(int)), 1)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * k, 1.0 + 0.5 * k))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def top_losses_png(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, classes: list[str], path: Path,
+                   n: int = 9) -> Path:
+    """The images the model gets most wrong (highest cross-entropy): where mislabelled data hides."""
+    from PIL import Image
+
+    plt = _plt()
+    loss = -np.log(np.clip(proba[np.arange(len(y_true)), y_true.astype(int)], 1e-12, 1))
+    order = np.argsort(-loss)[:n]
+    cols = 3
+    rows = max(1, int(np.ceil(len(order) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows))
+    for ax in np.atleast_1d(axes).ravel():
+        ax.axis("off")
+    for ax, i in zip(np.atleast_1d(axes).ravel(), order, strict=False):
+        with Image.open(paths[i]) as im:
+            ax.imshow(im.convert("RGB"))
+        p = proba[i]
+        ax.set_title(f"pred {classes[int(p.argmax())]} / actual {classes[int(y_true[i])]}\n"
+                     f"loss {loss[i]:.2f} / p(actual) {p[int(y_true[i])]:.2f}", fontsize=8)
+    fig.suptitle("top losses (prediction / actual / loss / probability of actual)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
