@@ -107,3 +107,33 @@ def save_run(ws, data, oof: dict, test: dict, label: str = "m", fold_id: str | N
                        to_frame(data.test[comp.id_column], comp.id_column, test, targets))
     w.save_scores({"cv": score_predictions(comp, data.train, oof, targets)["cv"]})
     return w.finish(comp, ws, fold_id=fold_id or folds.id, targets=targets, timings={})
+
+
+def make_images(ws: Path, name: str = "tiny", n: int = 160, n_test: int = 40, size: int = 24, k: int = 2) -> Path:
+    """A tiny two-target image competition (shape submitted, colour auxiliary) in ``ws``."""
+    from kagglekit.builtin import shapes
+
+    data = ws / "data" / name
+    data.mkdir(parents=True, exist_ok=True)
+    shapes(data, n=n + n_test, n_test=n_test, size=size)
+    return write_spec(ws, name, f"""
+        id = "image_id"
+        metric = "accuracy"
+        kind = "image"
+        [files]
+        solution = "solution.csv"
+        [[targets]]
+        name = "shape"
+        task = "multiclass"
+        [[targets]]
+        name = "colour"
+        task = "multiclass"
+        submit = false
+        [cv]
+        kind = "multilabel-stratified"
+        k = {k}
+        [image]
+        layout = "csv"
+        train_path = "images/{{image_id}}"
+        test_path = "images/{{image_id}}"
+        """)

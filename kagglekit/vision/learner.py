@@ -125,10 +125,8 @@ class Learner:
         ``on_epoch(epoch, train_loss, images, seconds)`` validates and checkpoints; ``state``
         restores optimizer and schedule when resuming at ``start_epoch``."""
         opt = self.optimizer(lr, body_lr, weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(1, epochs * self.steps_per_epoch(loader)),
-            pct_start=0.25, div_factor=25.0, final_div_factor=1e5, anneal_strategy="cos",
-            base_momentum=0.85, max_momentum=0.95)
+        total = max(1, epochs * self.steps_per_epoch(loader))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: one_cycle(step, total))
         if state is not None:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -175,6 +173,17 @@ class Learner:
             self.model.load_state_dict(saved)  # the sweep must leave no trace
         lrs_a, losses_a = np.array(lrs), np.array(losses)
         return lrs_a, losses_a, valley(lrs_a, losses_a)
+
+
+def one_cycle(step: int, total: int, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e5) -> float:
+    """fastai's one-cycle schedule as a factor of the maximum learning rate: cosine warm-up from
+    1/div to 1 over the first ``pct_start`` of the steps, then cosine annealing to 1/(div*final_div)."""
+    warm = max(1, round(pct_start * total))
+    if step < warm:
+        lo, hi, t = 1 / div, 1.0, step / warm
+    else:
+        lo, hi, t = 1.0, 1 / (div * final_div), min(1.0, (step - warm) / max(1, total - warm))
+    return hi + (lo - hi) * (1 + math.cos(math.pi * t)) / 2
 
 
 def valley(lrs: np.ndarray, losses: np.ndarray) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,33 @@ def find_weight_file(where: Path, arch: str) -> Path | None:
     return None
 
 
-def _hub_reachable(timeout: float = 2.0) -> bool:
+@contextmanager
+def _hub_offline():
+    """Offline mode for huggingface_hub during one call. Its HF_HUB_OFFLINE constant is read from
+    the environment when it is first imported, so setting the variable later has no effect."""
+    import huggingface_hub.constants as hc
+
+    saved = hc.HF_HUB_OFFLINE
+    hc.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hc.HF_HUB_OFFLINE = saved
+
+
+def _hub_offline_configured() -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return True
+    try:
+        import huggingface_hub.constants as hc
+
+        return bool(hc.HF_HUB_OFFLINE)
+    except ImportError:
+        return True
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    if _hub_offline_configured():
         return False
     try:
         socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
@@ -114,9 +140,9 @@ def create_vision_model(arch: str, num_outputs: int, *, pretrained: str | bool =
                 raise KKError(f"cannot download pretrained weights for {arch!r}: {str(e).splitlines()[0][:200]}; "
                               "pass --weights FILE or set KK_WEIGHTS_DIR") from None
     elif pretrained is True:
-        try:  # the local Hugging Face cache may still hold them
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            return timm.create_model(arch, pretrained=True, **kw), "timm cache"
+        try:  # the local Hugging Face cache may still hold them; offline, so it fails at once
+            with _hub_offline():
+                return timm.create_model(arch, pretrained=True, **kw), "timm cache"
         except Exception:
             raise KKError(f"no pretrained weights for {arch!r} offline: pass --weights FILE (a .safetensors or .pth "
                           "file, or a folder of them) or set KK_WEIGHTS_DIR; or train from scratch with "

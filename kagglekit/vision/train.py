@@ -234,7 +234,6 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
                    "valid_loss": learner.loss_of(raw, y[va]), **{f"{k}": v for k, v in scores.items()},
                    "images_per_s": seen / seconds, "seconds": seconds}
             history.append(row)
-            log(row)
             if best is None or metric.better(scores["cv"], best):
                 best = scores["cv"]
                 torch.save(model.state_dict(), best_path)
@@ -242,6 +241,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
                         "scheduler": learner.sched.state_dict(), "phase": pi, "epoch": epoch, "best": best,
                         "history": history}, last_path.with_suffix(".tmp"))
             os.replace(last_path.with_suffix(".tmp"), last_path)
+            log(row)  # after the checkpoint: an interruption here loses nothing
             if bar is not None:
                 bar.reset()
 

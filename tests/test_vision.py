@@ -1,0 +1,193 @@
+"""The image pipeline on tiny generated images and tiny timm models: seconds on a CPU."""
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+from kagglekit.data import load_data  # noqa: E402
+from kagglekit.errors import DataError, KKError, RunError, SpecError  # noqa: E402
+from kagglekit.submission import read_submission, validate_submission  # noqa: E402
+from kagglekit.vision import TrainConfig, lr_find, merge, train  # noqa: E402
+from kagglekit.vision.learner import Learner, valley  # noqa: E402
+from kagglekit.vision.model import Head, create_vision_model, find_weight_file  # noqa: E402
+
+from .conftest import make_images, write_spec  # noqa: E402
+
+FAST = dict(arch="test_efficientnet", sizes=(24,), batch_size=16, pretrained=False, lr=5e-3, num_workers=0)
+
+
+def test_gradient_accumulation_equals_one_large_batch():
+    """2 micro-batches of 16 with accum=2 give the same weights as 1 batch of 32 (no batch norm)."""
+    torch.manual_seed(0)
+    base = timm.create_model("test_convnext", pretrained=False, num_classes=3)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in base.modules())
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 3, (32, 1)).float()
+    heads = [Head("y", 0, 3, ("a", "b", "c"))]
+
+    def run(batch: int, accum: int):
+        import copy
+
+        model = copy.deepcopy(base)
+        learner = Learner(model, heads, torch.device("cpu"), accum)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        loader = [(x[i:i + batch], y[i:i + batch]) for i in range(0, 32, batch)]
+        learner.train_epoch(loader, opt, None)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    one_big = run(32, 1)
+    accumulated = run(16, 2)
+    two_small_steps = run(16, 1)
+    torch.testing.assert_close(accumulated, one_big, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(two_small_steps, one_big, rtol=1e-4, atol=1e-5)  # the test can fail
+
+
+def test_multi_target_heads_learn_and_only_submitted_target_is_written(ws):
+    make_images(ws.root, n=240, n_test=40)
+    result = train("tiny", TrainConfig(epochs=6, **FAST), workspace=ws)
+    # chance is 1/3 for both targets
+    assert result.per_target["colour"] > 0.8
+    assert result.per_target["shape"] > 0.45
+    sub = read_submission(result.submission)
+    assert list(sub.columns) == ["image_id", "shape"]
+    data = load_data(ws.competition("tiny"), ws)
+    assert validate_submission(data, sub) == []
+    assert result.holdout is not None
+    run = result.run
+    assert {"shape:circle", "colour:red"} <= set(run.oof().columns)
+    for png in ("confusion_matrix.png", "top_losses.png"):
+        assert (run.path / png).stat().st_size > 1000
+    history = pd.read_csv(run.path / "history.csv")
+    assert set(history.fold) == {0, 1} and {"train_loss", "valid_loss", "shape", "colour"} <= set(history.columns)
+
+
+def test_weights_load_from_a_local_file_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = timm.create_model("resnet10t", pretrained=False, num_classes=1000)
+    path = tmp_path / "resnet10t.pth"
+    torch.save(src.state_dict(), path)
+    t = time.perf_counter()
+    model, source = create_vision_model("resnet10t", 5, pretrained=True, weights=str(path))
+    assert time.perf_counter() - t < 20 and source == f"file {path}"
+    torch.testing.assert_close(model.conv1[0].weight, src.conv1[0].weight)  # body weights loaded
+    assert model.get_classifier().out_features == 5  # head re-created for our classes
+    # a folder of weight files (KK_WEIGHTS_DIR) works too
+    monkeypatch.setenv("KK_WEIGHTS_DIR", str(tmp_path))
+    assert find_weight_file(tmp_path, "resnet10t") == path
+    model2, source2 = create_vision_model("resnet10t", 2, pretrained=True)
+    torch.testing.assert_close(model2.conv1[0].weight, src.conv1[0].weight)
+    # no weights anywhere: a clear error when pretrained is required, random init with a warning on auto
+    monkeypatch.delenv("KK_WEIGHTS_DIR")
+    with pytest.raises(KKError, match="KK_WEIGHTS_DIR"):
+        create_vision_model("resnet10t", 2, pretrained=True)
+    with pytest.warns(UserWarning, match="random initialisation"):
+        assert create_vision_model("resnet10t", 2, pretrained="auto")[1] == "random init"
+
+
+def test_fine_tune_freezes_body_for_pretrained_weights(ws, tmp_path):
+    make_images(ws.root)
+    src = timm.create_model("test_efficientnet", pretrained=False, num_classes=10)
+    weights = tmp_path / "test_efficientnet.pth"
+    torch.save(src.state_dict(), weights)
+    result = train("tiny", TrainConfig(epochs=1, folds=(0,), **{**FAST, "pretrained": True, "weights": str(weights)}),
+                   workspace=ws)
+    history = pd.read_csv(result.run.path / "history.csv")
+    assert history.phase.tolist() == ["frozen", "stage"]
+    assert result.weights_source.startswith("file ")
+    assert result.submission is None  # one fold of two: no submission from a partial run
+
+
+def test_unknown_arch_suggests_a_name(ws):
+    make_images(ws.root)
+    with pytest.raises(SpecError, match="did you mean 'resnet18'"):
+        train("tiny", TrainConfig(**{**FAST, "arch": "resnet81"}), workspace=ws)
+
+
+def test_corrupt_image_is_named_or_skipped(ws):
+    make_images(ws.root)
+    data = load_data(ws.competition("tiny"), ws)
+    bad = data.train["path"].iloc[3]
+    with open(bad, "wb") as f:
+        f.write(b"not a png")
+    with pytest.raises(DataError, match=bad.split("/")[-1]):
+        train("tiny", TrainConfig(epochs=1, **FAST), workspace=ws)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = train("tiny", TrainConfig(epochs=1, skip_bad_images=True, **FAST), workspace=ws, submit=False)
+    assert any("skipping unreadable image" in str(x.message) for x in w)
+    assert r.run.complete
+
+
+def test_lr_find_restores_model_and_suggests_valley(ws):
+    make_images(ws.root)
+    suggestion, path = lr_find("tiny", workspace=ws, **FAST)
+    assert 1e-7 < suggestion < 10 and path.suffix == ".png" and path.stat().st_size > 1000
+    # the sweep leaves the model as it found it
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    heads = [Head("shape", 0, 3, ("a", "b", "c")), Head("colour", 3, 3, ("r", "g", "b"))]
+    learner = Learner(model, heads, torch.device("cpu"))
+    loader = [(torch.randn(8, 3, 24, 24), torch.randint(0, 3, (8, 2)).float()) for _ in range(5)]
+    lrs, losses, s = learner.lr_find(loader, num_it=20)
+    assert len(lrs) == len(losses) <= 20 and np.all(np.diff(lrs) > 0)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_valley_on_a_known_curve():
+    lrs = np.logspace(-6, 1, 70)
+    losses = np.concatenate([np.full(20, 2.0), np.linspace(2.0, 0.5, 30), np.linspace(0.5, 5, 20)])
+    s = valley(lrs, losses)
+    assert lrs[20] < s < lrs[49]  # inside the descending stretch
+
+
+def test_progressive_resizing_tta_and_resume(ws):
+    make_images(ws.root)
+    cfg = TrainConfig(epochs=2, tta=2, **{**FAST, "sizes": (16, 24)})
+    calls = []
+
+    def crash_in_fold_1(row):
+        calls.append(row)
+        if row["fold"] == 1 and row["epoch"] == 0:
+            raise KeyboardInterrupt  # the machine went away after fold 1's first epoch
+
+    with pytest.raises(KeyboardInterrupt):
+        train("tiny", cfg, workspace=ws, log=crash_in_fold_1)
+    from kagglekit.runs import RunStore
+
+    partial = RunStore(ws, "tiny").runs(complete_only=False)[0]
+    fold0 = partial.path / "fold_0" / "preds.npz"
+    mtime = fold0.stat().st_mtime_ns
+    assert [(r["size"], r["epoch"]) for r in calls if r["fold"] == 0] == [(16, 0), (24, 0)]
+    resumed_rows = []
+    result = train("tiny", workspace=ws, resume=partial.id, log=resumed_rows.append)
+    assert fold0.stat().st_mtime_ns == mtime  # the finished fold was not trained again
+    assert [(r["fold"], r["size"], r["epoch"]) for r in resumed_rows] == [(1, 24, 0)]  # continued, not restarted
+    assert result.run.id == partial.id and result.run.complete and result.submission is not None
+    assert result.cv_no_tta is not None and result.run.scores["tta"] == 2
+    with pytest.raises(RunError, match="already complete"):
+        train("tiny", workspace=ws, resume=partial.id)
+
+
+def test_folds_on_different_machines_merge_into_one_run(ws):
+    make_images(ws.root)
+    a = train("tiny", TrainConfig(epochs=1, folds=(0,), **FAST), workspace=ws)
+    b = train("tiny", TrainConfig(epochs=1, folds=(1,), **FAST), workspace=ws)
+    assert a.submission is None and np.isnan(a.run.oof()["shape:circle"]).any()
+    merged = merge("tiny", [a.run.id, b.run.id], workspace=ws)
+    assert merged.folds_done == [0, 1] and merged.submission is not None
+    assert not merged.run.oof().drop(columns="image_id").isna().any().any()
+    c = train("tiny", TrainConfig(epochs=2, folds=(1,), **FAST), workspace=ws, submit=False)
+    with pytest.raises(RunError, match="differ in epochs"):
+        merge("tiny", [a.run.id, c.run.id], workspace=ws)
+
+
+def test_tabular_competition_is_refused(ws):
+    write_spec(ws.root, "tab", "id='id'\nmetric='accuracy'\n[[targets]]\nname='y'\ntask='binary'\n")
+    with pytest.raises(SpecError, match="kk baseline tab"):
+        train("tab", TrainConfig(**FAST), workspace=ws)
