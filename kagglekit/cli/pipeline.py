@@ -1,0 +1,40 @@
+"""``kk run``: a competition's whole recipe, stage by stage."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app, console, fmt, workspace
+
+
+@app.command("run")
+def run(competition: str,
+        pipeline: str = typer.Option(None, "--pipeline", help="recipe in pipelines/ (default: the spec's)"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and its estimated cost only")) -> None:
+    """Run the recipe: baseline -> models small to large -> ensemble; finished stages are reused."""
+    from ..pipeline import run_pipeline
+
+    out = console()
+
+    def on_stage(o) -> None:
+        ids = ", ".join(r.id for r in o.runs)
+        if o.status == "planned":
+            est = f"~{o.estimate_s / 60:.1f} min" if o.estimate_s is not None else "?"
+            out.print(f"  {o.stage.name:10s} {o.stage.pipeline:9s} to run, estimated {est}  {o.stage.params}",
+                      markup=False)
+        else:
+            cv = " ".join(fmt(r.cv) for r in o.runs)
+            out.print(f"  {o.stage.name:10s} {o.stage.pipeline:9s} {o.status:7s} {o.seconds:6.1f}s  CV {cv}  {ids}",
+                      markup=False)
+
+    result = run_pipeline(competition, pipeline, workspace=workspace(), dry_run=dry_run, progress=True,
+                          on_stage=on_stage)
+    if dry_run:
+        total = sum(o.estimate_s or 0 for o in result.outcomes)
+        out.print(f"plan of recipe '{result.recipe}': estimated {total / 60:.1f} min for the stages to run")
+        return
+    out.print(f"recipe '{result.recipe}' done in {result.seconds:.1f}s; final CV {fmt(result.cv)}")
+    if result.holdout is not None:
+        out.print(f"held-out score of the submission: {result.holdout:.4f}")
+    if result.submission:
+        out.print(f"submission: {result.submission}")

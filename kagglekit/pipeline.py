@@ -1,0 +1,255 @@
+"""Recipes and ``kk run``: a competition's whole pipeline, baseline -> models small to large ->
+ensemble, from a recipe in ``pipelines/<name>.toml``.
+
+A recipe is data: an ordered list of stages, each naming a registered pipeline (``baseline``,
+``train``, ``ensemble``) and its parameters. A competition's spec names its default recipe and may
+override a stage's parameters in its ``[stages.<name>]`` table. A stage whose identical run (same
+parameters, same data, same feature code) already exists is skipped and its run reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, did_you_mean, one_of
+from .runs import Run, RunStore
+from .spec import Competition, _Table, validate_name
+from .workspace import Workspace
+
+STAGE_KEYS = {
+    "baseline": {"models", "params", "seed", "k", "time_budget"},
+    "train": {"arch", "epochs", "sizes", "batch_size", "accum", "lr", "lr_mult", "weight_decay", "freeze_epochs",
+              "tta", "pretrained", "weights", "seed", "resize", "flip", "aug", "folds"},
+    "ensemble": {"method"},
+}
+# rough training speed on a 2-core CPU at 64 px, batch 32 (images/s), for --dry-run estimates
+_SPEED_64PX = {"convnext_atto": 275, "resnet18": 150, "resnet10t": 220, "resnet34": 80, "convnext_small": 9,
+               "convnext_tiny": 20, "efficientnet_b0": 90, "test_efficientnet": 2000}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    pipeline: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    stages: tuple[Stage, ...]
+    path: Path
+
+
+@dataclass
+class StageOutcome:
+    stage: Stage
+    status: str  # "ran" | "skipped" | "planned"
+    runs: list[Run] = field(default_factory=list)
+    seconds: float = 0.0
+    estimate_s: float | None = None
+    key: str = ""
+
+
+@dataclass
+class PipelineResult:
+    competition: str
+    recipe: str
+    outcomes: list[StageOutcome]
+    submission: Path | None = None
+    cv: float | None = None
+    holdout: float | None = None
+    seconds: float = 0.0
+
+
+def list_recipes(ws: Workspace) -> list[str]:
+    return sorted(p.stem for p in ws.pipelines_dir.glob("*.toml")) if ws.pipelines_dir.is_dir() else []
+
+
+def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Recipe:
+    """Read ``pipelines/<name>.toml``; apply the competition's ``[stages.<name>]`` overrides."""
+    validate_name(name, "pipeline name")
+    path = ws.pipelines_dir / f"{name}.toml"
+    if not path.is_file():
+        names = list_recipes(ws)
+        raise SpecError(f"no pipeline recipe {name!r} in {ws.pipelines_dir}: known are {one_of(names) or 'none'}"
+                        f"{did_you_mean(name, names)}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML: {e}") from None
+    top = _Table(raw, "", path)
+    description = top.get("description", str, "")
+    top.seen.add("stages")
+    items = raw.get("stages")
+    if not isinstance(items, list) or not items:
+        raise top.error("stages", "expected one or more [[stages]] tables")
+    stages = []
+    for i, item in enumerate(items):
+        t = _Table(item, f"stages[{i}]", path)
+        stage_name = t.get("name", str, required=True)
+        pipeline = t.get("pipeline", str, required=True, choices=tuple(STAGE_KEYS))
+        params = {k: v for k, v in t.data.items() if k not in ("name", "pipeline")}
+        if comp is not None and stage_name in comp.stages:
+            params.update(comp.stages[stage_name])
+        allowed = STAGE_KEYS[pipeline]
+        for k in params:
+            if k not in allowed:
+                raise SpecError(f"{path}: key 'stages[{i}].{k}' (stage {stage_name!r}): unknown for pipeline "
+                                f"'{pipeline}'; allowed: {one_of(sorted(allowed))}{did_you_mean(k, allowed)}")
+        stages.append(Stage(stage_name, pipeline, params))
+    top.finish()
+    if comp is not None:
+        unknown = set(comp.stages) - {s.name for s in stages}
+        if unknown:
+            u = sorted(unknown)[0]
+            raise SpecError(f"{comp.spec_file}: [stages.{u}] overrides a stage that recipe {name!r} does not have; "
+                            f"its stages are {one_of(s.name for s in stages)}{did_you_mean(u, [s.name for s in stages])}")
+    return Recipe(name, description, tuple(stages), path)
+
+
+def _data_key(comp: Competition, ws: Workspace) -> str:
+    """Fingerprint of the competition's inputs: spec, feature hook and data files (size, mtime)."""
+    h = hashlib.sha1(comp.spec_file.read_bytes() if comp.spec_file.is_file() else b"")
+    hook = comp.root / (comp.tabular.features or "features.py")
+    if hook.is_file():
+        h.update(hook.read_bytes())
+    data_dir = ws.data_dir(comp)
+    for name in (comp.files.train, comp.files.test, comp.files.sample_submission):
+        p = data_dir / name if name else None
+        if p is not None and p.is_file():
+            st = p.stat()
+            h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def stage_key(stage: Stage, data_key: str, members: list[str]) -> str:
+    body = json.dumps({"pipeline": stage.pipeline, "params": stage.params, "data": data_key,
+                       "members": sorted(members) if stage.pipeline == "ensemble" else []}, sort_keys=True,
+                      default=str)
+    return hashlib.sha1(body.encode()).hexdigest()[:16]
+
+
+def _existing(store: RunStore, key: str) -> list[Run]:
+    return [r for r in store.runs() if r.config.get("stage_key") == key]
+
+
+def _estimate(stage: Stage, comp: Competition, ws: Workspace) -> float | None:
+    """Seconds, roughly: enough to tell minutes from hours."""
+    try:
+        from .data import load_data
+
+        n = len(load_data(comp, ws).train)
+    except Exception:
+        return None
+    k = stage.params.get("k", comp.cv.k)
+    if stage.pipeline == "baseline":
+        models = stage.params.get("models", ["rf", "lgbm"])
+        return k * n * (0.0008 * ("rf" in models) + 0.0004 * ("lgbm" in models)) + 2
+    if stage.pipeline == "train":
+        sizes = stage.params.get("sizes", [128])
+        epochs = stage.params.get("epochs", 5)
+        speed = _SPEED_64PX.get(stage.params.get("arch", "resnet18"), 60)
+        per_epoch = sum((s / 64) ** 2 for s in sizes) / len(sizes) * n * (k - 1) / k / speed
+        return k * (epochs + 1) * per_epoch * 1.3 + 5  # + validation, TTA, start-up
+    return 5.0
+
+
+def run_pipeline(competition: str | Competition, pipeline: str | None = None, *, workspace: Workspace | None = None,
+                 dry_run: bool = False, progress: bool = False,
+                 on_stage: Callable[[StageOutcome], None] | None = None) -> PipelineResult:
+    """Run a recipe's stages in order, reusing identical finished stages, ending with the ensemble."""
+    t0 = time.perf_counter()
+    ws = workspace or Workspace.find()
+    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    name = pipeline or comp.pipeline or ("vision" if comp.kind == "image" else "tabular")
+    recipe = load_recipe(ws, name, comp)
+    store = RunStore(ws, comp.name)
+    dkey = _data_key(comp, ws)
+    outcomes: list[StageOutcome] = []
+    produced: list[str] = []
+    last_submission, last_run = None, None
+    for stage in recipe.stages:
+        key = stage_key(stage, dkey, produced)
+        existing = _existing(store, key)
+        out = StageOutcome(stage, "skipped" if existing else ("planned" if dry_run else "ran"), existing, key=key)
+        if not existing and dry_run:
+            out.estimate_s = _estimate(stage, comp, ws)
+        elif not existing:
+            t = time.perf_counter()
+            out.runs = _RUNNERS[stage.pipeline](comp, ws, stage, key, produced, progress)
+            out.seconds = time.perf_counter() - t
+        if stage.pipeline == "ensemble":
+            last_run = out.runs[0] if out.runs else None
+        else:
+            produced += [r.id for r in out.runs] or ([f"<{stage.name}>"] if dry_run else [])
+        outcomes.append(out)
+        if on_stage is not None:
+            on_stage(out)
+    result = PipelineResult(comp.name, recipe.name, outcomes, seconds=time.perf_counter() - t0)
+    if last_run is None and not dry_run and produced:  # no ensemble stage: the best run made here
+        from .metrics import get_metric
+
+        m = get_metric(comp.metric)
+        last_run = min((store.get(r) for r in produced), key=lambda r: m.sort_key(r.cv))
+    if last_run is not None:
+        last_submission = last_run.scores.get("submission")
+        if last_submission is None:
+            from .data import load_data
+            from .submission import submission_from_run
+
+            last_submission = submission_from_run(load_data(comp, ws), ws, last_run)
+        result.submission = Path(last_submission)
+        result.cv = last_run.cv
+        result.holdout = last_run.scores.get("holdout")
+    return result
+
+
+def _tag(runs: list[Run], key: str, stage: Stage, recipe_stage: str) -> list[Run]:
+    from .runs import write_json
+
+    for r in runs:
+        cfg = dict(r.config)
+        cfg.update({"stage_key": key, "stage": recipe_stage})
+        write_json(r.path / "config.json", cfg)
+    return [Run(r.path) for r in runs]
+
+
+def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
+                  progress: bool) -> list[Run]:
+    from .tabular.baseline import baseline
+
+    p = stage.params
+    result = baseline(comp, models=tuple(p.get("models", ("rf", "lgbm"))), k=p.get("k"), seed=p.get("seed", 42),
+                      params=p.get("params"), time_budget=p.get("time_budget"), workspace=ws, progress=progress,
+                      submit=False)
+    return _tag([r.run for r in result.results], key, stage, stage.name)
+
+
+def _run_train(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
+               progress: bool) -> list[Run]:
+    from .vision.train import TrainConfig, train
+
+    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stage.params.items()}
+    result = train(comp, TrainConfig(**params), workspace=ws, progress=progress, submit=False)
+    return _tag([result.run], key, stage, stage.name)
+
+
+def _run_ensemble(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
+                  progress: bool) -> list[Run]:
+    from .ensemble import ensemble
+
+    result = ensemble(comp, produced, method=stage.params.get("method", "greedy"), workspace=ws)
+    return _tag([result.run], key, stage, stage.name)
+
+
+_RUNNERS: dict[str, Callable[..., list[Run]]] = {"baseline": _run_baseline, "train": _run_train,
+                                                  "ensemble": _run_ensemble}

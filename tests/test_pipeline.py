@@ -1,0 +1,97 @@
+import shutil
+
+import pandas as pd
+import pytest
+
+from kagglekit.data import load_data
+from kagglekit.errors import SpecError
+from kagglekit.pipeline import load_recipe, run_pipeline
+from kagglekit.runs import RunStore
+from kagglekit.submission import read_submission, validate_submission
+
+from .conftest import REPO, make_images, make_tabular
+
+
+@pytest.fixture
+def recipes(ws):
+    shutil.copytree(REPO / "pipelines", ws.root / "pipelines")
+    return ws
+
+
+def test_shipped_recipes_parse(recipes):
+    tab = load_recipe(recipes, "tabular")
+    assert [s.pipeline for s in tab.stages] == ["baseline", "baseline", "ensemble"]
+    vis = load_recipe(recipes, "vision")
+    assert [s.name for s in vis.stages] == ["small", "large", "ensemble"] and vis.stages[1].params["sizes"] == [128, 224]
+
+
+def test_recipe_errors(recipes):
+    with pytest.raises(SpecError, match="did you mean 'tabular'"):
+        load_recipe(recipes, "tabulr")
+    (recipes.root / "pipelines" / "bad.toml").write_text(
+        "[[stages]]\nname='x'\npipeline='baseline'\nmodel=['rf']\n")
+    with pytest.raises(SpecError, match="did you mean 'models'"):
+        load_recipe(recipes, "bad")
+    (recipes.root / "pipelines" / "bad.toml").write_text("[[stages]]\nname='x'\npipeline='basline'\n")
+    with pytest.raises(SpecError, match="did you mean 'baseline'"):
+        load_recipe(recipes, "bad")
+
+
+def test_kk_run_tabular_end_to_end_and_skips_finished_stages(recipes):
+    ws = recipes
+    make_tabular(ws.root)
+    plan = run_pipeline("synth", "tabular", workspace=ws, dry_run=True)
+    assert [o.status for o in plan.outcomes] == ["planned"] * 3 and RunStore(ws, "synth").runs() == []
+    first = run_pipeline("synth", "tabular", workspace=ws)
+    assert [o.status for o in first.outcomes] == ["ran"] * 3
+    data = load_data(ws.competition("synth"), ws)
+    assert validate_submission(data, read_submission(first.submission)) == []
+    members = [o.runs[0].cv for o in first.outcomes[:2]]
+    assert first.cv >= max(members)
+    again = run_pipeline("synth", "tabular", workspace=ws)
+    assert [o.status for o in again.outcomes] == ["skipped"] * 3
+    assert again.submission == first.submission and len(RunStore(ws, "synth").runs()) == 3
+    # changed data: the stages run again
+    p = ws.root / "data" / "synth" / "train.csv"
+    pd.read_csv(p).iloc[:-5].to_csv(p, index=False)
+    third = run_pipeline("synth", "tabular", workspace=ws)
+    assert [o.status for o in third.outcomes] == ["ran"] * 3
+
+
+def test_spec_overrides_stage_parameters(recipes):
+    ws = recipes
+    folder = make_tabular(ws.root)
+    with open(folder / "competition.toml", "a") as f:
+        f.write("\n[stages.lgbm]\nparams = { lgbm = { num_leaves = 5 } }\n")
+    recipe = load_recipe(ws, "tabular", ws.competition("synth"))
+    assert recipe.stages[1].params["params"] == {"lgbm": {"num_leaves": 5}}
+    with open(folder / "competition.toml", "a") as f:
+        f.write("\n[stages.lgbn]\nseed = 1\n")
+    with pytest.raises(SpecError, match="did you mean 'lgbm'"):
+        load_recipe(ws, "tabular", ws.competition("synth"))
+
+
+def test_kk_run_image_ladder(recipes):
+    ws = recipes
+    folder = make_images(ws.root)
+    with open(folder / "competition.toml", "a") as f:
+        f.write("""
+[stages.small]
+arch = "test_efficientnet"
+sizes = [16]
+epochs = 1
+pretrained = false
+[stages.large]
+arch = "test_efficientnet"
+sizes = [16, 24]
+epochs = 2
+accum = 2
+tta = 1
+pretrained = false
+""")
+    result = run_pipeline("tiny", "vision", workspace=ws)
+    assert [o.status for o in result.outcomes] == ["ran"] * 3
+    data = load_data(ws.competition("tiny"), ws)
+    assert validate_submission(data, read_submission(result.submission)) == []
+    assert result.holdout is not None
+    assert [o.status for o in run_pipeline("tiny", "vision", workspace=ws).outcomes] == ["skipped"] * 3
