@@ -253,3 +253,20 @@ def _run_ensemble(comp: Competition, ws: Workspace, stage: Stage, key: str, prod
 
 _RUNNERS: dict[str, Callable[..., list[Run]]] = {"baseline": _run_baseline, "train": _run_train,
                                                   "ensemble": _run_ensemble}
+
+
+def baseline_from_recipe(ws: Workspace, name: str, comp: Competition) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The models and parameters of a recipe's baseline stages (``kk baseline --pipeline NAME``)."""
+    recipe = load_recipe(ws, name, comp)
+    models: list[str] = []
+    params: dict[str, Any] = {}
+    for s in recipe.stages:
+        if s.pipeline == "baseline":
+            for m in s.params.get("models", ["rf", "lgbm"]):
+                if m not in models:
+                    models.append(m)
+            for m, p in (s.params.get("params") or {}).items():
+                params.setdefault(m, {}).update(p)
+    if not models:
+        raise SpecError(f"{recipe.path}: recipe {name!r} has no baseline stage to run with kk baseline; use kk run")
+    return tuple(models), params

@@ -16,6 +16,8 @@ def baseline(
     param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
     time_budget: float = typer.Option(None, "--time-budget", help="seconds for all models and folds"),
     submit: bool = typer.Option(True, "--submit/--no-submit", help="write the best model's submission CSV"),
+    pipeline: str = typer.Option(None, "--pipeline", help="take models and parameters from a recipe in pipelines/ "
+                                                           "(e.g. one written by kk tune)"),
 ) -> None:
     """Cross-validate random forest and LightGBM on the shared folds; write the best submission."""
     from rich.table import Table
@@ -24,10 +26,19 @@ def baseline(
     from ..tabular.baseline import parse_overrides
     from ..tabular.models import list_models
 
+    ws = workspace()
     models = tuple(list_models()) if model == "all" else tuple(m.strip() for m in model.split(","))
     models = tuple(m for m in ("rf", "lgbm") if m in models) + tuple(m for m in models if m not in ("rf", "lgbm"))
-    result = run_baseline(competition, models=models, k=folds, seed=seed, params=parse_overrides(param),
-                          time_budget=time_budget, workspace=workspace(), progress=True, submit=submit)
+    params = parse_overrides(param)
+    if pipeline:
+        from ..pipeline import baseline_from_recipe
+
+        models, recipe_params = baseline_from_recipe(ws, pipeline, ws.competition(competition))
+        for m, p in params.items():  # --param still wins over the recipe
+            recipe_params.setdefault(m, {}).update(p)
+        params = recipe_params
+    result = run_baseline(competition, models=models, k=folds, seed=seed, params=params,
+                          time_budget=time_budget, workspace=ws, progress=True, submit=submit)
     out = console()
     plan = result.plan
     out.print(f"features used ({len(plan.used)}): {', '.join(plan.used)}", markup=False)

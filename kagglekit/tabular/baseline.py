@@ -121,7 +121,7 @@ def _literal(value: str) -> Any:
 def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
                    params: dict[str, Any] | None = None, seed: int = 42, time_limit: float | None = None,
                    n_jobs: int | None = None, only_folds: list[int] | None = None,
-                   on_fold: Any = None) -> dict[str, Any]:
+                   on_fold: Any = None, predict_test: bool = True) -> dict[str, Any]:
     """Cross-validate one model: OOF and fold-averaged test predictions per submitted target,
     per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``."""
     comp = data.comp
@@ -153,7 +153,8 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                                n_jobs=n_jobs, time_limit=time_limit)
             est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
             oof_t[va] = est.predict(x_va)
-            test_t += est.predict(pre.transform(feats.test)) / len(fold_ids)
+            if predict_test:
+                test_t += est.predict(pre.transform(feats.test)) / len(fold_ids)
             importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
             best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
             if on_fold is not None:

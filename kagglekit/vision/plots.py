@@ -69,8 +69,11 @@ def top_losses_png(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, cla
     for ax in np.atleast_1d(axes).ravel():
         ax.axis("off")
     for ax, i in zip(np.atleast_1d(axes).ravel(), order, strict=False):
-        with Image.open(paths[i]) as im:
-            ax.imshow(im.convert("RGB"))
+        try:
+            with Image.open(paths[i]) as im:
+                ax.imshow(im.convert("RGB"))
+        except OSError:  # an unreadable image skipped in training (--skip-bad-images)
+            ax.text(0.5, 0.5, f"unreadable:\n{Path(str(paths[i])).name}", ha="center", va="center", fontsize=8)
         p = proba[i]
         ax.set_title(f"pred {classes[int(p.argmax())]} / actual {classes[int(y_true[i])]}\n"
                      f"loss {loss[i]:.2f} / p(actual) {p[int(y_true[i])]:.2f}", fontsize=8)

@@ -1,0 +1,40 @@
+"""``kk tune``: hyperparameter search with Optuna (needs the tune extra)."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import app, console, fmt, workspace
+
+
+@app.command("tune")
+def tune(
+    competition: str,
+    model: str = typer.Option("lgbm", "--model", "-m", help="a registered tabular model: lgbm or rf"),
+    trials: int = typer.Option(50, "--trials", "-n", help="trials this worker runs"),
+    timeout: float = typer.Option(None, "--timeout", help="stop this worker after SECONDS"),
+    storage: str = typer.Option(None, "--storage", help="Optuna storage URL shared by workers, e.g. "
+                                                        "postgresql://user@host/db (default: SQLite beside the runs)"),
+    study: str = typer.Option(None, "--study", help="study name (default: <competition>-<model>)"),
+    threads: int = typer.Option(1, "--threads", help="threads per trial"),
+    seed: int = typer.Option(None, "--seed", help="sampler seed"),
+    name: str = typer.Option(None, "--name", help="recipe name to write (default: <competition>-<model>-tuned)"),
+    finalize: bool = typer.Option(True, "--finalize/--no-finalize", help="write recipe, plots and a tuned run "
+                                                                          "(workers sharing a study: let one do it)"),
+) -> None:
+    """Search a model's parameters on the shared folds; write the best as a recipe in pipelines/."""
+    from ..tune import tune as run_tune
+
+    r = run_tune(competition, model=model, trials=trials, timeout=timeout, storage=storage, study_name=study,
+                 threads=threads, seed=seed, workspace=workspace(), progress=True, finalize=finalize,
+                 recipe_name=name)
+    out = console()
+    out.print(f"study {r.study_name}: {r.n_trials} trials ({r.n_complete} complete, {r.n_pruned} pruned) in "
+              f"{r.storage}", markup=False)
+    out.print(f"best CV {fmt(r.best_value, 5)} ({r.direction}) with {r.best_params}", markup=False)
+    if r.recipe:
+        out.print(f"default {model} CV {fmt(r.default_cv, 5)} -> tuned {fmt(r.tuned_cv, 5)} (run {r.run_id})")
+        out.print(f"recipe: {r.recipe}  (kk baseline {competition} --pipeline {r.recipe.stem}, or kk run)")
+    for p in r.plots:
+        out.print(f"plot: {p}")
+    out.print(f"done in {r.seconds:.1f}s")

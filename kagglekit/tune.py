@@ -1,0 +1,188 @@
+"""``kk tune``: an Optuna study over a registered tabular model's search space, on the shared folds.
+
+The objective is the competition's metric, cross-validated fold by fold on the shared folds; each
+fold's running mean is reported so a median pruner stops poor trials after their first folds. The
+study lives in an SQLite file beside the competition's runs (re-running continues it), or in any
+Optuna RDB storage given by ``--storage`` (e.g. PostgreSQL), which lets several ``kk tune``
+processes on several machines share one study. The best parameters become a recipe in
+``pipelines/`` and a baseline run in the run store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import load_data
+from .errors import SpecError
+from .folds import get_folds
+from .metrics import get_metric
+from .runs import write_json
+from .spec import Competition, validate_name
+from .workspace import Workspace
+
+
+@dataclass
+class TuneResult:
+    study_name: str
+    storage: str
+    direction: str
+    best_value: float
+    best_params: dict[str, Any]
+    n_trials: int  # trials in the study (all workers, all sessions)
+    n_complete: int
+    n_pruned: int
+    recipe: Path | None
+    run_id: str | None
+    default_cv: float | None
+    tuned_cv: float | None
+    plots: list[Path]
+    seconds: float
+
+
+def default_storage(ws: Workspace, comp: str) -> str:
+    folder = ws.runs_dir(comp) / "tune"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'studies.db'}"
+
+
+def _storage(url: str):
+    import optuna
+
+    if url.startswith("sqlite"):  # concurrent workers wait for the file lock instead of failing
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.storages.RDBStorage(url)
+
+
+def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 50, timeout: float | None = None,
+         storage: str | None = None, study_name: str | None = None, threads: int = 1, seed: int | None = None,
+         workspace: Workspace | None = None, progress: bool = False, finalize: bool = True,
+         recipe_name: str | None = None) -> TuneResult:
+    """Run ``trials`` trials (this worker's share) of the study; with ``finalize``, write the recipe,
+    the plots and a baseline run with the best parameters."""
+    import optuna
+
+    from .tabular.baseline import baseline, build_features, fit_predict_cv
+    from .tabular.models import MODELS, create_model
+
+    t0 = time.perf_counter()
+    ws = workspace or Workspace.find()
+    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    if comp.kind != "tabular":
+        raise SpecError(f"{comp.name}: kk tune searches tabular models; image search spaces are not implemented yet")
+    create_model(model, task="regression")  # validates the name with a did-you-mean
+    space = MODELS[model].search_space
+    metric = get_metric(comp.metric)
+    data = load_data(comp, ws)
+    folds = get_folds(data, ws)
+    feats = build_features(data)
+    study_name = study_name or f"{comp.name}-{model}"
+    storage_url = storage or default_storage(ws, comp.name)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=_storage(storage_url), study_name=study_name, direction=metric.direction, load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=1))
+    if study.user_attrs.get("competition", comp.name) != comp.name:
+        raise SpecError(f"study {study_name!r} in {storage_url} belongs to {study.user_attrs['competition']}")
+    study.set_user_attr("competition", comp.name)
+    study.set_user_attr("fold_id", folds.id)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = space(trial)
+        scores = []
+        for f in range(folds.k):
+            cv = fit_predict_cv(feats, data, folds, model, params=params, n_jobs=threads, only_folds=[f],
+                                predict_test=False)
+            scores.append(cv["fold_scores"][0])
+            trial.report(float(np.mean(scores)), step=f)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    callbacks = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=trials, desc=f"tune {model}", unit="trial", disable=None)
+
+        def update(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.update(1)
+            try:
+                bar.set_postfix(best=f"{study.best_value:.5f}")
+            except ValueError:
+                pass
+
+        callbacks.append(update)
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
+    if bar is not None:
+        bar.close()
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    result = TuneResult(study_name, storage_url, metric.direction, study.best_value, dict(study.best_params),
+                        len(states), states.count(optuna.trial.TrialState.COMPLETE),
+                        states.count(optuna.trial.TrialState.PRUNED), None, None, None, None, [], 0.0)
+    if finalize:
+        out = ws.runs_dir(comp.name) / "tune"
+        out.mkdir(parents=True, exist_ok=True)
+        result.plots = _plots(study, out / study_name)
+        best = baseline(comp, models=(model,), params={model: result.best_params}, workspace=ws, submit=True)
+        default = baseline(comp, models=(model,), workspace=ws, submit=False)
+        result.run_id, result.tuned_cv, result.default_cv = best.results[0].run.id, best.best.cv, default.best.cv
+        result.recipe = write_recipe(ws, recipe_name or f"{comp.name}-{model}-tuned", comp, model, result)
+        write_json(out / f"{study_name}.json", {
+            "study": study_name, "storage": storage_url, "best_value": result.best_value,
+            "best_params": result.best_params, "trials": result.n_trials, "run": result.run_id,
+            "tuned_cv": result.tuned_cv, "default_cv": result.default_cv, "recipe": str(result.recipe)})
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def write_recipe(ws: Workspace, name: str, comp: Competition, model: str, result: TuneResult) -> Path:
+    """``pipelines/<name>.toml``: the tuned model as a baseline stage, then an ensemble stage."""
+    validate_name(name, "recipe name")
+    ws.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    path = ws.pipelines_dir / f"{name}.toml"
+    params = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(result.best_params.items()) if v is not None)
+    text = (f"# Written by `kk tune {comp.name} --model {model}`: study {result.study_name!r}, {result.n_trials} "
+            f"trials, best CV {result.best_value:.5f} ({comp.metric}).\n"
+            f'description = "{model} with tuned parameters for {comp.name}, then an ensemble."\n\n'
+            f'[[stages]]\nname = "{model}-tuned"\npipeline = "baseline"\nmodels = ["{model}"]\n'
+            f"params = {{ {model} = {{ {params} }} }}\n\n"
+            f'[[stages]]\nname = "ensemble"\npipeline = "ensemble"\nmethod = "greedy"\n')
+    from .data import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def _plots(study: Any, stem: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as ovm
+
+    out = []
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+        for name, fn in (("history", ovm.plot_optimization_history), ("importances", ovm.plot_param_importances)):
+            try:
+                ax = fn(study)
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue  # e.g. too few complete trials for importances
+            fig = ax.figure if hasattr(ax, "figure") else plt.gcf()
+            fig.set_size_inches(7, 4.5)
+            fig.tight_layout()
+            path = stem.with_name(f"{stem.name}-{name}.png")
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            out.append(path)
+    return out

@@ -1,0 +1,57 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from kagglekit.errors import SpecError  # noqa: E402
+from kagglekit.pipeline import baseline_from_recipe, load_recipe  # noqa: E402
+from kagglekit.tune import tune  # noqa: E402
+
+from .conftest import REPO, make_tabular  # noqa: E402
+
+
+def test_tune_writes_recipe_plots_and_a_tuned_run(ws):
+    make_tabular(ws.root, n=300)
+    r = tune("synth", model="lgbm", trials=10, seed=0, workspace=ws)
+    assert r.n_trials == 10 and r.n_complete + r.n_pruned == 10
+    assert r.storage.startswith("sqlite:///") and "runs/synth/tune" in r.storage
+    assert r.recipe is not None and r.recipe.parent == ws.root / "pipelines"
+    models, params = baseline_from_recipe(ws, r.recipe.stem, ws.competition("synth"))
+    assert models == ("lgbm",) and params["lgbm"]["num_leaves"] == r.best_params["num_leaves"]
+    assert [s.pipeline for s in load_recipe(ws, r.recipe.stem).stages] == ["baseline", "ensemble"]
+    assert any(p.name.endswith("-history.png") for p in r.plots)
+    assert r.run_id and r.tuned_cv is not None and r.default_cv is not None
+    # re-running continues the same study
+    again = tune("synth", model="lgbm", trials=3, seed=1, workspace=ws, finalize=False)
+    assert again.n_trials == 13
+
+
+def test_tune_refuses_unknown_model_and_image_competitions(ws):
+    make_tabular(ws.root)
+    with pytest.raises(SpecError, match="did you mean 'lgbm'"):
+        tune("synth", model="lgbn", trials=1, workspace=ws)
+
+
+def test_two_concurrent_workers_share_one_study(ws):
+    """Two processes on one SQLite study: every trial is recorded once, none lost or run twice."""
+    make_tabular(ws.root, n=300)
+    db = ws.root / "shared.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "kagglekit", "tune", "synth", "--trials", "6", "--storage", url, "--study", "shared",
+           "--no-finalize", "--threads", "1"]
+    procs = [subprocess.Popen(cmd, cwd=ws.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="shared", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 12
+    assert sorted(t.number for t in trials) == list(range(12))
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == 12  # no trial was evaluated twice
