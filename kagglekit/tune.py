@@ -52,11 +52,19 @@ def default_storage(ws: Workspace, comp: str) -> str:
 
 
 def _storage(url: str):
+    """Optuna RDB storage. Workers starting at the same instant on a new database race to create
+    its schema; the losers retry once it exists (measured: an IntegrityError otherwise)."""
     import optuna
+    import sqlalchemy.exc
 
-    if url.startswith("sqlite"):  # concurrent workers wait for the file lock instead of failing
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-    return optuna.storages.RDBStorage(url)
+    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 120}}} if url.startswith("sqlite") else {}
+    for attempt in range(10):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == 9:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 50, timeout: float | None = None,
