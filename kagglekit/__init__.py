@@ -4,8 +4,14 @@ Public API (imported lazily, so ``import kagglekit`` stays light and never impor
 
     import kagglekit as kk
     result = kk.baseline("titanic")          # RF + LightGBM on the shared folds
+    result = kk.train("mnist-tiny", kk.TrainConfig(arch="resnet18", sizes=(64,)))
+    blend = kk.ensemble("titanic")           # greedy blend of the runs' OOF predictions
+    path = kk.submission("titanic")          # validated CSV of the best run
     kk.add_datepart(df, "saledate")          # fastai's date parts
-    comp = kk.competition("titanic")         # the validated spec
+    comp = kk.define_competition("titanic", id="PassengerId", metric="accuracy",
+                                 targets={"Survived": "binary"}, data_dir="/kaggle/input/titanic",
+                                 files={"sample_submission": "gender_submission.csv"})
+    kk.baseline(comp)                        # a competition declared inline, no TOML
 """
 
 from __future__ import annotations
@@ -17,6 +23,18 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "baseline": "kagglekit.tabular.baseline",
+    "train": "kagglekit.vision.train",
+    "TrainConfig": "kagglekit.vision.train",
+    "lr_find": "kagglekit.vision.train",
+    "merge": "kagglekit.vision.train",
+    "ensemble": "kagglekit.blend",
+    "run_pipeline": "kagglekit.pipeline",
+    "tune": "kagglekit.tuning",
+    "submission": "kagglekit.submissions",
+    "define_competition": "kagglekit.spec",
+    "download": "kagglekit.kaggle_client",
+    "submit": "kagglekit.kaggle_client",
+    "fetch_submissions": "kagglekit.kaggle_client",
     "add_datepart": "kagglekit.tabular.dates",
     "TabularPreprocessor": "kagglekit.tabular.preprocess",
     "create_model": "kagglekit.tabular.models",

@@ -201,7 +201,7 @@ def submit(comp: Competition, ws: Workspace, file: Path, message: str, run_id: s
     """Validate ``file`` against the sample submission, then submit it; record it in the run."""
     from .data import load_data
     from .runs import RunStore, write_json
-    from .submission import check_submission, read_submission
+    from .submissions import check_submission, read_submission
 
     data = load_data(comp, ws)
     check_submission(data, read_submission(file), Path(file).name)  # an invalid file is never sent

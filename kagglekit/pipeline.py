@@ -168,7 +168,7 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
                  on_stage: Callable[[StageOutcome], None] | None = None) -> PipelineResult:
     """Run a recipe's stages in order, reusing identical finished stages, ending with the ensemble."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.find()
+    ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     name = pipeline or comp.pipeline or ("vision" if comp.kind == "image" else "tabular")
     recipe = load_recipe(ws, name, comp)
@@ -204,7 +204,7 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
         last_submission = last_run.scores.get("submission")
         if last_submission is None:
             from .data import load_data
-            from .submission import submission_from_run
+            from .submissions import submission_from_run
 
             last_submission = submission_from_run(load_data(comp, ws), ws, last_run)
         result.submission = Path(last_submission)
@@ -245,7 +245,7 @@ def _run_train(comp: Competition, ws: Workspace, stage: Stage, key: str, produce
 
 def _run_ensemble(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
                   progress: bool) -> list[Run]:
-    from .ensemble import ensemble
+    from .blend import ensemble
 
     result = ensemble(comp, produced, method=stage.params.get("method", "greedy"), workspace=ws)
     return _tag([result.run], key, stage, stage.name)

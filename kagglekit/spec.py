@@ -348,3 +348,24 @@ def _parse_image(img_t: _Table) -> ImageSpec:
                           "are the labels, e.g. ['train']")
     img_t.finish()
     return image
+
+
+def define_competition(name: str, *, id: str, metric: str, targets: list[dict[str, Any]] | dict[str, str],
+                       data_dir: str | Path | None = None, root: str | Path | None = None,
+                       **sections: Any) -> Competition:
+    """Declare a competition in Python instead of a TOML file (e.g. in a Kaggle notebook)::
+
+        comp = kk.define_competition("titanic", id="PassengerId", metric="accuracy",
+                                     targets={"Survived": "binary"}, data_dir="/kaggle/input/titanic",
+                                     files={"sample_submission": "gender_submission.csv"})
+
+    ``targets`` is a list of target tables, or ``{name: task}``; other keyword arguments are the
+    spec's keys and tables (``cv={...}``, ``tabular={...}``, ``kind="image"``, ``image={...}``).
+    """
+    if isinstance(targets, dict):
+        targets = [{"name": k, "task": v} for k, v in targets.items()]
+    raw: dict[str, Any] = {"id": id, "metric": metric, "targets": targets, **sections}
+    if data_dir is not None:
+        raw["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    folder = Path(root or Path.cwd()) / validate_name(name)
+    return parse_spec(raw, folder / "competition.toml", name=name)

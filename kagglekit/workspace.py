@@ -43,8 +43,21 @@ class Workspace:
         for folder in (here, *here.parents):
             if (folder / "competitions").is_dir():
                 return cls.at(folder)
+        if on_kaggle():  # a notebook: competitions are declared inline, everything goes to /kaggle/working
+            return cls(root=KAGGLE_WORKING, out=KAGGLE_WORKING)
         raise SpecError(f"no kagglekit workspace found from {here} upward (a folder holding competitions/); "
                         "cd into one, or set KK_HOME=<folder>")
+
+    @classmethod
+    def for_competition(cls, comp: Competition | str) -> Workspace:
+        """The workspace for ``comp``: found as usual for a name; for a competition declared in
+        Python, the enclosing workspace if any, else the current folder (runs go to ./runs)."""
+        if isinstance(comp, str):
+            return cls.find()
+        try:
+            return cls.find()
+        except SpecError:
+            return cls.at(Path.cwd())
 
     @classmethod
     def at(cls, root: Path | str) -> Workspace:

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kagglekit.blend import ensemble
 from kagglekit.data import load_data
-from kagglekit.ensemble import ensemble
 from kagglekit.errors import RunError, SpecError
-from kagglekit.submission import read_submission, validate_submission
+from kagglekit.submissions import read_submission, validate_submission
 
 from .conftest import make_tabular, save_run
 

@@ -7,7 +7,7 @@ from kagglekit.data import load_data
 from kagglekit.errors import SpecError
 from kagglekit.pipeline import load_recipe, run_pipeline
 from kagglekit.runs import RunStore
-from kagglekit.submission import read_submission, validate_submission
+from kagglekit.submissions import read_submission, validate_submission
 
 from .conftest import REPO, make_images, make_tabular
 

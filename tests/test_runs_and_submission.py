@@ -8,7 +8,7 @@ from kagglekit.data import load_data
 from kagglekit.errors import RunError, SubmissionError
 from kagglekit.folds import get_folds
 from kagglekit.runs import RunStore, from_frame, target_info, to_frame
-from kagglekit.submission import (
+from kagglekit.submissions import (
     build_submission,
     check_submission,
     score_submission,

@@ -4,7 +4,7 @@ import pytest
 
 from kagglekit.data import load_data
 from kagglekit.errors import SpecError
-from kagglekit.submission import read_submission, validate_submission
+from kagglekit.submissions import read_submission, validate_submission
 from kagglekit.tabular import TabularPreprocessor, add_datepart, plan_columns
 from kagglekit.tabular.baseline import baseline, parse_overrides
 

@@ -8,7 +8,7 @@ optuna = pytest.importorskip("optuna")
 
 from kagglekit.errors import SpecError  # noqa: E402
 from kagglekit.pipeline import baseline_from_recipe, load_recipe  # noqa: E402
-from kagglekit.tune import tune  # noqa: E402
+from kagglekit.tuning import tune  # noqa: E402
 
 from .conftest import REPO, make_tabular  # noqa: E402
 

@@ -12,7 +12,7 @@ timm = pytest.importorskip("timm")
 
 from kagglekit.data import load_data  # noqa: E402
 from kagglekit.errors import DataError, KKError, RunError, SpecError  # noqa: E402
-from kagglekit.submission import read_submission, validate_submission  # noqa: E402
+from kagglekit.submissions import read_submission, validate_submission  # noqa: E402
 from kagglekit.vision import TrainConfig, lr_find, merge, train  # noqa: E402
 from kagglekit.vision.learner import Learner, valley  # noqa: E402
 from kagglekit.vision.model import Head, create_vision_model, find_weight_file  # noqa: E402

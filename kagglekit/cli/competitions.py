@@ -40,7 +40,7 @@ def list_competitions() -> None:
 def validate(competition: str, file: Path) -> None:
     """Check a submission CSV against the competition's expected format."""
     from ..data import load_data
-    from ..submission import read_submission, validate_submission
+    from ..submissions import read_submission, validate_submission
 
     ws = workspace()
     data = load_data(ws.competition(competition), ws)
@@ -60,7 +60,7 @@ def score(competition: str, file: Path,
     """Score a submission locally against a solution file with the competition's metric."""
     from ..data import load_data, read_table
     from ..errors import DataError
-    from ..submission import read_submission, score_submission
+    from ..submissions import read_submission, score_submission
 
     ws = workspace()
     data = load_data(ws.competition(competition), ws)
@@ -72,3 +72,17 @@ def score(competition: str, file: Path,
         raise DataError(f"{competition} has no known solution; pass --solution SOLUTION.csv")
     value = score_submission(data, read_submission(file), sol)
     console().print(f"{data.comp.metric} = {value:.5f}")
+
+
+@app.command("new")
+def new(slug: str, name: str = typer.Option(None, "--name", help="folder name (default: the slug)"),
+        download: bool = typer.Option(False, "--download", help="download the files from Kaggle first")) -> None:
+    """Scaffold competitions/<name>/competition.toml from the competition's files, printing the guesses."""
+    from ..scaffold import new_competition, notes
+
+    path, guess = new_competition(slug, workspace(), name=name, download=download)
+    out = console()
+    out.print(f"wrote {path}", markup=False)
+    for line in notes(guess):
+        out.print(f"  guessed {line}", markup=False)
+    out.print(f"check it, then: kk baseline {name or slug}", markup=False)

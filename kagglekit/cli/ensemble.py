@@ -17,7 +17,7 @@ def ensemble(
     """Blend OOF predictions of runs into an ensemble run and a validated submission."""
     from rich.table import Table
 
-    from ..ensemble import ensemble as run_ensemble
+    from ..blend import ensemble as run_ensemble
 
     result = run_ensemble(competition, runs or None, method=method, workspace=workspace(), submit=submit)
     out = console()

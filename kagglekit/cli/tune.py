@@ -23,7 +23,7 @@ def tune(
                                                                           "(workers sharing a study: let one do it)"),
 ) -> None:
     """Search a model's parameters on the shared folds; write the best as a recipe in pipelines/."""
-    from ..tune import tune as run_tune
+    from ..tuning import tune as run_tune
 
     r = run_tune(competition, model=model, trials=trials, timeout=timeout, storage=storage, study_name=study,
                  threads=threads, seed=seed, workspace=workspace(), progress=True, finalize=finalize,

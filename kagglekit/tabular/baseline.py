@@ -21,7 +21,7 @@ from ..folds import Folds, get_folds
 from ..metrics import get_metric
 from ..runs import Run, RunStore, encode_target, score_predictions, target_info, to_frame
 from ..spec import Competition
-from ..submission import submission_from_run
+from ..submissions import submission_from_run
 from ..workspace import Workspace
 from .dates import add_datepart
 from .hooks import apply_hook, hook_digest, load_hook
@@ -196,7 +196,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     """Cross-validate each model on the shared folds, store one run per model and write the
     submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.find()
+    ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")

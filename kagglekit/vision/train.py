@@ -35,7 +35,7 @@ from ..runs import (
     write_json,
 )
 from ..spec import Competition
-from ..submission import submission_from_run
+from ..submissions import submission_from_run
 from ..workspace import Workspace
 from .model import Head, create_vision_model, model_stats, set_body_trainable, split_outputs
 
@@ -356,7 +356,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
           submit: bool = True, **overrides: Any) -> TrainResult:
     """Fine-tune ``config.arch`` on every fold (or ``config.folds``) and store the run."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.find()
+    ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     if comp.kind != "image":
         raise SpecError(f"{comp.name} is a tabular competition; use 'kk baseline {comp.name}' instead of train")

@@ -79,7 +79,7 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     from .tabular.models import MODELS, create_model
 
     t0 = time.perf_counter()
-    ws = workspace or Workspace.find()
+    ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name}: kk tune searches tabular models; image search spaces are not implemented yet")

@@ -268,3 +268,24 @@ def score_submission(data: CompetitionData, sub: pd.DataFrame, solution: pd.Data
                         mat[r, index[lab]] = 1.0 / (rank + 1)
             scores.append(metric(y, mat))
     return float(np.mean(scores))
+
+
+def submission(competition: Any, run: str | None = None, *, workspace: Workspace | None = None) -> Path:
+    """Write the validated submission of ``run`` (default: the best complete run by CV) and return
+    its path; in a Kaggle notebook also ``/kaggle/working/submission.csv``."""
+    from .data import load_data
+    from .errors import RunError
+    from .runs import RunStore
+    from .spec import Competition as _Competition
+
+    ws = workspace or Workspace.for_competition(competition)
+    comp = competition if isinstance(competition, _Competition) else ws.competition(competition)
+    store = RunStore(ws, comp.name)
+    if run is None:
+        ranked = store.ranked(comp.metric)
+        if not ranked:
+            raise RunError(f"{comp.name}: no complete run yet; run kk.baseline or kk.train first")
+        chosen = ranked[0]
+    else:
+        chosen = store.get(run)
+    return submission_from_run(load_data(comp, ws), ws, chosen)

@@ -30,7 +30,7 @@ from .folds import Folds, load_folds
 from .metrics import get_metric
 from .runs import Run, RunStore, from_frame, score_predictions, to_frame
 from .spec import Competition
-from .submission import submission_from_run
+from .submissions import submission_from_run
 from .workspace import Workspace
 
 METHODS = ("greedy", "mean", "rank", "weights", "stacking")
@@ -140,7 +140,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     t0 = time.perf_counter()
     if method not in METHODS:
         raise SpecError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}{did_you_mean(method, METHODS)}")
-    ws = workspace or Workspace.find()
+    ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     store = RunStore(ws, comp.name)
     metric = get_metric(comp.metric)

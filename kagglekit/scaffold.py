@@ -1,0 +1,177 @@
+"""``kk new <slug>``: write ``competitions/<name>/competition.toml`` from a competition's files,
+guessing the id column, the targets, their task, the metric and the date columns. The spec is
+commented so the user can check each guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .data import read_table
+from .errors import DataError, SpecError
+from .spec import parse_spec, validate_name
+from .workspace import Workspace
+
+
+@dataclass
+class Guess:
+    files: dict[str, str | None]
+    id_column: str
+    targets: list[tuple[str, str]]  # (name, task)
+    metric: str
+    date_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _find(folder: Path, *patterns: str) -> str | None:
+    for pattern in patterns:
+        hits = sorted(p.name for p in folder.glob(pattern) if p.is_file())
+        if hits:
+            return hits[0]
+    return None
+
+
+def _task(y: pd.Series, sample_col: pd.Series | None) -> str:
+    values = y.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "binary" if values.nunique() == 2 else "multiclass"
+    if values.nunique() == 2:
+        return "binary"
+    integer = (values == values.round()).all()
+    if integer and values.nunique() <= 20 and (sample_col is None or pd.api.types.is_integer_dtype(sample_col)):
+        return "multiclass"
+    return "regression"
+
+
+def _metric(task: str, y: pd.Series, sample_col: pd.Series | None) -> tuple[str, str]:
+    if task == "binary":
+        if sample_col is not None and pd.api.types.is_float_dtype(sample_col) and \
+                ((sample_col > 0) & (sample_col < 1)).any():
+            return "auc", "the sample submission holds probabilities"
+        return "accuracy", "the sample submission holds labels"
+    if task == "multiclass":
+        return "accuracy", "a class label per row"
+    if (y >= 0).all() and y.skew() > 1:
+        return "rmsle", "a non-negative, right-skewed target"
+    return "rmse", "a real-valued target"
+
+
+def _dates(df: pd.DataFrame, exclude: set[str]) -> list[str]:
+    out = []
+    for c in df.columns:
+        if c in exclude or pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        s = df[c].dropna().astype(str).head(200)
+        if len(s) and s.str.contains(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}").mean() > 0.95:
+            parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+            if parsed.notna().mean() > 0.95:
+                out.append(c)
+    return out
+
+
+def guess(data_dir: Path) -> Guess:
+    """Guess a spec from the files in ``data_dir``."""
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: no such folder; download the files first (kk new --download) or set KK_DATA_DIR")
+    train_f = _find(data_dir, "train.csv", "train*.csv", "*train*.csv")
+    test_f = _find(data_dir, "test.csv", "test*.csv", "*test*.csv")
+    sample_f = _find(data_dir, "sample_submission.csv", "sample*ubmission*.csv", "*submission*.csv")
+    if train_f is None:
+        raise DataError(f"{data_dir}: no training file (train*.csv); files: {', '.join(p.name for p in data_dir.iterdir())}")
+    train = read_table(data_dir / train_f)
+    test = read_table(data_dir / test_f) if test_f else None
+    sample = read_table(data_dir / sample_f) if sample_f else None
+    notes = []
+    if sample is not None:
+        id_col = str(sample.columns[0])
+        targets = [str(c) for c in sample.columns[1:] if c in train.columns]
+        notes.append(f"id and targets from {sample_f}'s columns")
+    elif test is not None:
+        targets = [str(c) for c in train.columns if c not in test.columns]
+        id_col = next((str(c) for c in test.columns if test[c].is_unique and c in train.columns), str(test.columns[0]))
+        notes.append(f"targets are the columns of {train_f} missing from {test_f}")
+    else:
+        raise DataError(f"{data_dir}: neither a test file nor a sample submission to tell the targets by")
+    if not targets:
+        raise DataError(f"{data_dir}: could not find a target: no column of the sample submission is in {train_f}")
+    found = []
+    metric = "accuracy"
+    for t in targets:
+        s_col = sample[t] if sample is not None and t in sample.columns else None
+        task = _task(train[t], s_col)
+        found.append((t, task))
+        if len(found) == 1:
+            metric, why = _metric(task, train[t], s_col)
+            notes.append(f"metric {metric}: {why}")
+    dates = _dates(train, {t for t, _ in found})
+    return Guess({"train": train_f, "test": test_f, "sample_submission": sample_f}, id_col, found, metric, dates, notes)
+
+
+def render(name: str, slug: str, g: Guess) -> str:
+    classification = g.targets[0][1] in ("binary", "multiclass")
+    lines = [
+        f"# {name}: written by `kk new {slug}`. Every value below is a guess from the files: check it.",
+        f'slug = "{slug}"',
+        'kind = "tabular"',
+        f'id = "{g.id_column}"',
+        f'metric = "{g.metric}"            # check the competition\'s Evaluation page',
+        'pipeline = "tabular"',
+        "",
+        "[files]",
+        f'train = "{g.files["train"]}"',
+        f'test = "{g.files["test"]}"' if g.files["test"] else "test = false",
+        f'sample_submission = "{g.files["sample_submission"]}"' if g.files["sample_submission"]
+        else "sample_submission = false",
+        "",
+    ]
+    for t, task in g.targets:
+        lines += ["[[targets]]", f'name = "{t}"', f'task = "{task}"', ""]
+    lines += [
+        "# Make the folds mimic how the test set was split: random rows -> stratified/kfold;",
+        "# a later period -> kind = \"time-ordered\" with time = \"<column>\"; groups -> kind = \"group\".",
+        "[cv]",
+        f'kind = "{"stratified" if classification else "kfold"}"',
+        "k = 5",
+        "seed = 42",
+        "",
+        "[tabular]",
+        f"date_columns = {g.date_columns!r}".replace("'", '"'),
+        "drop = []                        # columns to leave out (leaks, ids)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def new_competition(slug: str, ws: Workspace, *, name: str | None = None, download: bool = False) -> tuple[Path, Guess]:
+    """Scaffold ``competitions/<name>/competition.toml`` (never overwriting an existing spec)."""
+    name = validate_name(name or slug)
+    validate_name(slug, "Kaggle slug")
+    folder = ws.competitions_dir / name
+    if (folder / "competition.toml").exists():
+        raise SpecError(f"{folder / 'competition.toml'} already exists; edit it, or pick another --name")
+    stub = parse_spec({"slug": slug, "id": "id", "metric": "accuracy", "targets": [{"name": "y", "task": "binary"}]},
+                      folder / "competition.toml", name=name)
+    data_dir = ws.data_dir(stub)
+    if download and not (data_dir.is_dir() and any(data_dir.iterdir())):
+        from .kaggle_client import download as kaggle_download
+
+        data_dir = kaggle_download(stub, ws)
+    g = guess(data_dir)
+    text = render(name, slug, g)
+    import tomllib
+
+    parse_spec(tomllib.loads(text), folder / "competition.toml", name=name)  # what we write must be valid
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "competition.toml", "x") as f:
+        f.write(text)
+    return folder / "competition.toml", g
+
+
+def notes(g: Guess) -> list[str]:
+    out: list[Any] = [f"id column: {g.id_column}"]
+    out += [f"target {t}: {task}" for t, task in g.targets]
+    out += [f"date columns: {', '.join(g.date_columns) or 'none'}"] + g.notes
+    return out
