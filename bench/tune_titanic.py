@@ -11,7 +11,7 @@ from datetime import datetime
 
 from _common import REPO, SHARED, kk, need_shared
 
-N = 24
+N = 60
 
 
 def workers(study: str, count: int, trials_each: int) -> float:

@@ -86,3 +86,17 @@ def new(slug: str, name: str = typer.Option(None, "--name", help="folder name (d
     for line in notes(guess):
         out.print(f"  guessed {line}", markup=False)
     out.print(f"check it, then: kk baseline {name or slug}", markup=False)
+
+
+@app.command("bundle")
+def bundle(dest: Path, extras: str = typer.Option("", "--extras", help="extras to include, e.g. vision"),
+           deps: bool = typer.Option(True, "--deps/--no-deps", help="include the dependencies' wheels"),
+           python_version: str = typer.Option(None, "--python-version", help="the notebook's Python, e.g. 3.11")) -> None:
+    """Write wheels of kagglekit and its dependencies to DEST, for a Kaggle notebook without internet."""
+    from ..bundle import bundle as run_bundle
+
+    wheels = run_bundle(dest, extras=tuple(e for e in extras.split(",") if e), deps=deps,
+                        python_version=python_version)
+    out = console()
+    out.print(f"{len(wheels)} wheels in {dest}; upload it as a Kaggle dataset, then in the notebook:", markup=False)
+    out.print(f"  !pip install --no-index --find-links /kaggle/input/{Path(dest).name} kagglekit", markup=False)
