@@ -152,9 +152,12 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
             raise RunError(f"run {incomplete[0]} is incomplete (it crashed or is still running)")
     else:
         chosen = [r for r in store.ranked(comp.metric) if r.config.get("kind") != "ensemble"]
+        partial = [r for r in chosen if len(r.meta.get("folds_done", range(r.meta.get("k", 0)))) < r.meta.get("k", 0)]
+        skipped = [f"{r.id} (only folds {r.meta.get('folds_done')}; kk merge it first)" for r in partial]
+        chosen = [r for r in chosen if r not in partial]
         if chosen:  # all runs on the best run's folds; others are reported, not blended
             fold_id = chosen[0].meta.get("fold_id")
-            skipped = [f"{r.id} (other folds)" for r in chosen if r.meta.get("fold_id") != fold_id]
+            skipped += [f"{r.id} (other folds)" for r in chosen if r.meta.get("fold_id") != fold_id]
             chosen = [r for r in chosen if r.meta.get("fold_id") == fold_id]
     check_compatible(chosen, comp)
     data = load_data(comp, ws)

@@ -70,9 +70,12 @@ def _storage(url: str):
 def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 50, timeout: float | None = None,
          storage: str | None = None, study_name: str | None = None, threads: int = 1, seed: int | None = None,
          workspace: Workspace | None = None, progress: bool = False, finalize: bool = True,
-         recipe_name: str | None = None) -> TuneResult:
+         recipe_name: str | None = None, image: dict[str, Any] | None = None) -> TuneResult:
     """Run ``trials`` trials (this worker's share) of the study; with ``finalize``, write the recipe,
-    the plots and a baseline run with the best parameters."""
+    the plots and (tabular) a baseline run with the best parameters. For an image competition
+    ``model`` is a timm architecture and ``image`` sets the fixed training settings: ``sizes``,
+    ``batch_size``, ``pretrained``, ``weights``, ``folds`` (how many folds a trial trains, default 1)
+    and ``max_epochs``."""
     import optuna
 
     from .tabular.baseline import baseline, build_features, fit_predict_cv
@@ -81,14 +84,15 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     t0 = time.perf_counter()
     ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
-    if comp.kind != "tabular":
-        raise SpecError(f"{comp.name}: kk tune searches tabular models; image search spaces are not implemented yet")
-    create_model(model, task="regression")  # validates the name with a did-you-mean
-    space = MODELS[model].search_space
     metric = get_metric(comp.metric)
     data = load_data(comp, ws)
     folds = get_folds(data, ws)
-    feats = build_features(data)
+    if comp.kind == "image":
+        objective_fn = _image_objective(comp, ws, model, image)
+    else:
+        create_model(model, task="regression")  # validates the name with a did-you-mean
+        space = MODELS[model].search_space
+        feats = build_features(data)
     study_name = study_name or f"{comp.name}-{model}"
     storage_url = storage or default_storage(ws, comp.name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -101,7 +105,7 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     study.set_user_attr("competition", comp.name)
     study.set_user_attr("fold_id", folds.id)
 
-    def objective(trial: optuna.Trial) -> float:
+    def tabular_objective(trial: optuna.Trial) -> float:
         params = space(trial)
         scores = []
         for f in range(folds.k):
@@ -113,6 +117,7 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
+    objective = objective_fn if comp.kind == "image" else tabular_objective
     callbacks = []
     bar = None
     if progress:
@@ -135,7 +140,13 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     result = TuneResult(study_name, storage_url, metric.direction, study.best_value, dict(study.best_params),
                         len(states), states.count(optuna.trial.TrialState.COMPLETE),
                         states.count(optuna.trial.TrialState.PRUNED), None, None, None, None, [], 0.0)
-    if finalize:
+    if finalize and comp.kind == "image":
+        out = ws.runs_dir(comp.name) / "tune"
+        out.mkdir(parents=True, exist_ok=True)
+        result.plots = _plots(study, out / study_name)
+        result.recipe = write_image_recipe(ws, recipe_name or f"{comp.name}-{model}-tuned", comp, model, result,
+                                           image)
+    elif finalize:
         out = ws.runs_dir(comp.name) / "tune"
         out.mkdir(parents=True, exist_ok=True)
         result.plots = _plots(study, out / study_name)
@@ -194,3 +205,51 @@ def _plots(study: Any, stem: Path) -> list[Path]:
             plt.close(fig)
             out.append(path)
     return out
+
+
+def _image_objective(comp: Competition, ws: Workspace, arch: str, image: dict[str, Any] | None):
+    """Trials train ``arch`` on the first ``folds`` folds; their runs go to a folder of their own
+    (``runs/<name>/tune/image-trials``), never mixed with the competition's runs."""
+    import optuna
+
+    from .vision.train import TrainConfig, search_space, train
+
+    opts = dict(image or {})
+    n_folds = int(opts.pop("folds", 1))
+    max_epochs = int(opts.pop("max_epochs", 6))
+    base = {k: (tuple(v) if isinstance(v, list) else v) for k, v in opts.items()}
+    trial_ws = Workspace(root=ws.root, out=ws.runs_dir(comp.name) / "tune" / "image-trials")
+
+    def objective(trial: optuna.Trial) -> float:
+        params = search_space(trial, max_epochs)
+        scores = []
+        for f in range(min(n_folds, comp.cv.k)):
+            r = train(comp, TrainConfig(arch=arch, folds=(f,), **base, **params), workspace=trial_ws, submit=False)
+            scores.append(r.cv)
+            trial.report(float(np.mean(scores)), step=f)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    return objective
+
+
+def write_image_recipe(ws: Workspace, name: str, comp: Competition, arch: str, result: TuneResult,
+                       image: dict[str, Any] | None) -> Path:
+    """``pipelines/<name>.toml``: one train stage with the best settings, then an ensemble stage."""
+    validate_name(name, "recipe name")
+    fixed = {k: v for k, v in (image or {}).items() if k not in ("folds", "max_epochs")}
+    params = {**fixed, **result.best_params}
+    body = "\n".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in sorted(params.items())
+                     if v is not None)
+    text = (f"# Written by `kk tune {comp.name} --model {arch}`: study {result.study_name!r}, {result.n_trials} "
+            f"trials, best CV {result.best_value:.5f} ({comp.metric}) on a subset of folds.\n"
+            f'description = "{arch} with tuned learning rate, epochs and augmentation, then an ensemble."\n\n'
+            f'[[stages]]\nname = "{arch}-tuned"\npipeline = "train"\narch = "{arch}"\n{body}\n\n'
+            f'[[stages]]\nname = "ensemble"\npipeline = "ensemble"\nmethod = "greedy"\n')
+    from .data import atomic_write_bytes
+
+    ws.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    path = ws.pipelines_dir / f"{name}.toml"
+    atomic_write_bytes(path, text.encode())
+    return path

@@ -136,3 +136,14 @@ def test_no_credentials(ws, kaggle_env, monkeypatch, synth_zip):
     monkeypatch.delenv("KAGGLE_KEY")
     with pytest.raises(KaggleError, match="kaggle.json"):
         download(ws.competition("synth"), ws)
+
+
+def test_kk_new_downloads_then_scaffolds_a_spec_baseline_accepts(ws, kaggle_env, synth_zip):
+    from kagglekit.scaffold import new_competition
+
+    with FakeKaggle({"synth": synth_zip}):
+        path, guess = new_competition("synth", ws, name="fresh", download=True)
+    assert (ws.root / "data" / "fresh" / "train.csv").is_file()
+    assert guess.id_column == "row_id" and guess.targets == [("y", "binary")] and guess.date_columns == ["when"]
+    r = baseline("fresh", models=("lgbm",), workspace=ws)
+    assert r.best.cv > 0.7 and r.submission.is_file()

@@ -29,7 +29,7 @@ def test_tune_writes_recipe_plots_and_a_tuned_run(ws):
     assert again.n_trials == 13
 
 
-def test_tune_refuses_unknown_model_and_image_competitions(ws):
+def test_tune_refuses_unknown_model(ws):
     make_tabular(ws.root)
     with pytest.raises(SpecError, match="did you mean 'lgbm'"):
         tune("synth", model="lgbn", trials=1, workspace=ws)
@@ -55,3 +55,19 @@ def test_two_concurrent_workers_share_one_study(ws):
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(params)) == 12  # no trial was evaluated twice
+
+
+def test_tune_an_image_model_on_a_subset_of_folds(ws):
+    from kagglekit.runs import RunStore
+
+    from .conftest import make_images
+
+    make_images(ws.root)
+    image = {"sizes": [16], "batch_size": 16, "pretrained": False, "folds": 1, "max_epochs": 2}
+    r = tune("tiny", model="test_efficientnet", trials=3, seed=0, workspace=ws, image=image)
+    assert r.n_trials == 3 and set(r.best_params) == {"lr", "epochs", "aug"}
+    recipe = load_recipe(ws, r.recipe.stem, ws.competition("tiny"))
+    stage = recipe.stages[0]
+    assert stage.pipeline == "train" and stage.params["arch"] == "test_efficientnet"
+    assert stage.params["lr"] == pytest.approx(r.best_params["lr"]) and stage.params["sizes"] == [16]
+    assert RunStore(ws, "tiny").runs(complete_only=False) == []  # trial runs live apart from the run store

@@ -185,6 +185,12 @@ def test_folds_on_different_machines_merge_into_one_run(ws):
     c = train("tiny", TrainConfig(epochs=2, folds=(1,), **FAST), workspace=ws, submit=False)
     with pytest.raises(RunError, match="differ in epochs"):
         merge("tiny", [a.run.id, c.run.id], workspace=ws)
+    # the default ensemble blends complete runs only and reports the partial ones
+    from kagglekit.blend import ensemble
+
+    blend = ensemble("tiny", workspace=ws, submit=False)
+    assert [m[0] for m in blend.members] == [merged.run.id]
+    assert {s.split()[0] for s in blend.skipped} == {a.run.id, b.run.id, c.run.id}
 
 
 def test_tabular_competition_is_refused(ws):

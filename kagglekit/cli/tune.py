@@ -10,7 +10,7 @@ from ._app import app, console, fmt, workspace
 @app.command("tune")
 def tune(
     competition: str,
-    model: str = typer.Option("lgbm", "--model", "-m", help="a registered tabular model: lgbm or rf"),
+    model: str = typer.Option("lgbm", "--model", "-m", help="tabular: lgbm or rf; images: a timm architecture"),
     trials: int = typer.Option(50, "--trials", "-n", help="trials this worker runs"),
     timeout: float = typer.Option(None, "--timeout", help="stop this worker after SECONDS"),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL shared by workers, e.g. "
@@ -21,13 +21,21 @@ def tune(
     name: str = typer.Option(None, "--name", help="recipe name to write (default: <competition>-<model>-tuned)"),
     finalize: bool = typer.Option(True, "--finalize/--no-finalize", help="write recipe, plots and a tuned run "
                                                                           "(workers sharing a study: let one do it)"),
+    sizes: str = typer.Option("128", "--sizes", help="images: training size(s), e.g. 128 or 128,224"),
+    image_folds: int = typer.Option(1, "--image-folds", help="images: folds each trial trains"),
+    max_epochs: int = typer.Option(6, "--max-epochs", help="images: largest number of epochs searched"),
+    pretrained: str = typer.Option("auto", "--pretrained", help="images: auto, true or false"),
+    weights: str = typer.Option(None, "--weights", help="images: weight file or folder (offline)"),
 ) -> None:
     """Search a model's parameters on the shared folds; write the best as a recipe in pipelines/."""
     from ..tuning import tune as run_tune
+    from .vision import _pretrained, _sizes
 
+    image = {"sizes": _sizes(sizes), "folds": image_folds, "max_epochs": max_epochs,
+             "pretrained": _pretrained(pretrained), "weights": weights}
     r = run_tune(competition, model=model, trials=trials, timeout=timeout, storage=storage, study_name=study,
                  threads=threads, seed=seed, workspace=workspace(), progress=True, finalize=finalize,
-                 recipe_name=name)
+                 recipe_name=name, image=image)
     out = console()
     out.print(f"study {r.study_name}: {r.n_trials} trials ({r.n_complete} complete, {r.n_pruned} pruned) in "
               f"{r.storage}", markup=False)

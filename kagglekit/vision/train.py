@@ -541,3 +541,10 @@ def merge(competition: str, run_ids: list[str], *, workspace: Workspace | None =
         result.submission = submission_from_run(data, ws, run)
         result.holdout = run.scores.get("holdout")
     return result
+
+
+def search_space(trial: Any, max_epochs: int = 6) -> dict[str, Any]:
+    """What ``kk tune`` searches for an image model: learning rate, epochs, augmentation strength."""
+    return {"lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+            "epochs": trial.suggest_int("epochs", 1, max_epochs),
+            "aug": trial.suggest_float("aug", 0.0, 1.5)}
