@@ -36,8 +36,12 @@ def requirements(extras: tuple[str, ...] = ()) -> list[str]:
     return out
 
 
+# Kaggle's notebook image runs glibc 2.35: wheels for any of these platforms install there
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+
+
 def bundle(dest: Path | str, *, extras: tuple[str, ...] = (), deps: bool = True, python_version: str | None = None,
-           platform: str = "manylinux2014_x86_64") -> list[Path]:
+           platforms: tuple[str, ...] = PLATFORMS) -> list[Path]:
     """Build kagglekit's wheel into ``dest`` and download its dependencies' wheels for the notebook's
     Python (``python_version``, default this one's) and platform."""
     dest = Path(dest)
@@ -47,7 +51,8 @@ def bundle(dest: Path | str, *, extras: tuple[str, ...] = (), deps: bool = True,
     _pip(["wheel", "--no-deps", "--no-build-isolation", "-w", str(dest), str(PROJECT)])
     if deps:
         pv = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
-        _pip(["download", "-d", str(dest), "--only-binary=:all:", "--python-version", pv, "--platform", platform,
+        platform_args = [a for p in platforms for a in ("--platform", p)]
+        _pip(["download", "-d", str(dest), "--only-binary=:all:", "--python-version", pv, *platform_args,
               "--implementation", "cp", *requirements(extras)])
     return sorted(dest.glob("*.whl"))
 
