@@ -197,3 +197,15 @@ def test_tabular_competition_is_refused(ws):
     write_spec(ws.root, "tab", "id='id'\nmetric='accuracy'\n[[targets]]\nname='y'\ntask='binary'\n")
     with pytest.raises(SpecError, match="kk baseline tab"):
         train("tab", TrainConfig(**FAST), workspace=ws)
+
+
+def test_final_predictions_use_the_best_checkpoint_at_its_own_size(ws):
+    """With progressive resizing the best epoch may come from an early, smaller stage: the fold's
+    OOF predictions must reproduce the score that epoch was chosen for."""
+    make_images(ws.root)
+    r = train("tiny", TrainConfig(epochs=4, folds=(0,), **{**FAST, "sizes": (16, 24)}), workspace=ws)
+    preds = np.load(r.run.path / "fold_0" / "preds.npz")
+    history = pd.read_csv(r.run.path / "history.csv")
+    best_row = history.loc[history["cv"].idxmax()]
+    assert int(preds["best_size"]) == best_row["size"]
+    assert r.cv == pytest.approx(best_row["cv"])

@@ -206,6 +206,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     if state is not None:
         model.load_state_dict(state["model"])
     best = state["best"] if state else None
+    best_size = state.get("best_size", cfg.sizes[-1]) if state else cfg.sizes[-1]
     history: list[dict[str, Any]] = state["history"] if state else []
     metric = _fold_metric(comp)
     for pi, (kind, size, epochs) in enumerate(_phases(cfg, pretrained)):
@@ -226,7 +227,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
 
         def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size,
                      pi=pi, bar=bar, valid_loader=valid_loader) -> None:
-            nonlocal best
+            nonlocal best, best_size
             raw = learner.predict(valid_loader)
             preds = split_outputs(raw, heads)
             scores = score_predictions(comp, _rows(data.train, va), preds, targets)
@@ -235,11 +236,11 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
                    "images_per_s": seen / seconds, "seconds": seconds}
             history.append(row)
             if best is None or metric.better(scores["cv"], best):
-                best = scores["cv"]
+                best, best_size = scores["cv"], size  # predictions later use the size it was validated at
                 torch.save(model.state_dict(), best_path)
             torch.save({"model": model.state_dict(), "optimizer": learner.opt.state_dict(),
                         "scheduler": learner.sched.state_dict(), "phase": pi, "epoch": epoch, "best": best,
-                        "history": history}, last_path.with_suffix(".tmp"))
+                        "best_size": best_size, "history": history}, last_path.with_suffix(".tmp"))
             os.replace(last_path.with_suffix(".tmp"), last_path)
             log(row)  # after the checkpoint: an interruption here loses nothing
             if bar is not None:
@@ -251,11 +252,12 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
             bar.close()
         state = None
     model.load_state_dict(torch.load(best_path, weights_only=True))
-    final = cfg.sizes[-1]
+    final = best_size
     oof, oof_tta = _tta_predict(learner, loaders, va, final, cfg.tta, heads)
     test_loaders = _Loaders(test_images, None, cfg, mean, std, resize, cfg.seed + fold)
     test, test_tta = _tta_predict(learner, test_loaders, test_idx, final, cfg.tta, heads)
-    out: dict[str, Any] = {"valid_idx": va, "weights_source": np.array(source)}
+    out: dict[str, Any] = {"valid_idx": va, "weights_source": np.array(source), "best_size": np.array(final),
+                           "best_score": np.array(best)}
     for h in heads:
         out[f"oof:{h.name}"], out[f"test:{h.name}"] = oof[h.name], test[h.name]
         if oof_tta is not None:
