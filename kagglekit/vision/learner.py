@@ -36,6 +36,7 @@ class Learner:
     heads: list[Head]
     device: torch.device
     accum: int = 1
+    on_batch: Callable[[float], None] | None = None  # called with the running loss (progress bars)
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
@@ -133,7 +134,7 @@ class Learner:
         self.opt, self.sched = opt, sched
         for epoch in range(start_epoch, epochs):
             t = time.perf_counter()
-            train_loss, seen = self.train_epoch(loader, opt, sched, getattr(self, "on_batch", None))
+            train_loss, seen = self.train_epoch(loader, opt, sched, self.on_batch)
             on_epoch(epoch, train_loss, seen, time.perf_counter() - t)
         return opt, sched
 

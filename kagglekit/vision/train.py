@@ -64,7 +64,6 @@ class TrainConfig:
     flip: bool = True
     aug: float = 1.0  # augmentation strength
     skip_bad_images: bool = False
-    max_images: int | None = None  # train on a subset (quick experiments)
 
     def __post_init__(self) -> None:
         if isinstance(self.lr, str) and self.lr != "auto":
@@ -222,8 +221,8 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
         phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
         body_lr = phase_lr / cfg.lr_mult if pretrained and kind != "frozen" else phase_lr
         bar = _bar(progress, len(train_loader), f"fold {fold} {kind} {size}px")
-        if bar is not None:
-            learner.on_batch = lambda loss, bar=bar: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}"))
+        learner.on_batch = None if bar is None else (
+            lambda loss, bar=bar: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
 
         def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size,
                      pi=pi, bar=bar, valid_loader=valid_loader) -> None:
@@ -383,8 +382,6 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     check_arch(cfg.arch)
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
     data = load_data(comp, ws)
-    if cfg.max_images and cfg.max_images < len(data.train):
-        raise SpecError("--max-images is not supported with shared folds; use --folds to run fewer folds")
     folds = get_folds(data, ws)
     run_folds = list(cfg.folds) if cfg.folds is not None else list(range(folds.k))
     bad = [f for f in run_folds if not 0 <= f < folds.k]
