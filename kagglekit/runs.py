@@ -218,10 +218,14 @@ class Run:
         return self._frame("test.parquet")
 
     def _frame(self, name: str) -> pd.DataFrame:
-        p = self.path / name
-        if not p.is_file():
-            raise RunError(f"run {self.id}: {name} is missing ({self.path}); the run did not finish")
-        return pd.read_parquet(p)
+        """Read once per Run object (a finished run's predictions never change); callers get a copy."""
+        cache = self.__dict__.setdefault("_frames", {})
+        if name not in cache:
+            p = self.path / name
+            if not p.is_file():
+                raise RunError(f"run {self.id}: {name} is missing ({self.path}); the run did not finish")
+            cache[name] = pd.read_parquet(p)
+        return cache[name].copy()
 
     def update_scores(self, **values: Any) -> None:
         scores = self.scores
