@@ -36,13 +36,15 @@ class Learner:
     heads: list[Head]
     device: torch.device
     accum: int = 1
+    label_smoothing: float = 0.0
+    frozen_bn_stats: bool = False  # batch norm keeps its running statistics while training (fine-tuning)
     on_batch: Callable[[float], None] | None = None  # called with the running loss (progress bars)
 
     def __post_init__(self) -> None:
-        self.model.to(self.device)
+        # channels_last on every device: measured 1.5x faster training on this CPU too
+        # (tf_efficientnet_lite0, 224 px, 2 threads: 8 vs 5.3 img/s), and what CUDA's tensor cores want
+        self.model.to(self.device, memory_format=torch.channels_last)
         cuda = self.device.type == "cuda"
-        if cuda:
-            self.model.to(memory_format=torch.channels_last)
         # mixed precision on CUDA only: bf16 where supported, else fp16 with a grad scaler; fp32 on CPU
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -53,9 +55,7 @@ class Learner:
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def _to(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.to(self.device, non_blocking=True)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return x, y.to(self.device, non_blocking=True)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ class Learner:
             if h.classes is None:
                 total = total + F.mse_loss(z[:, 0], y[:, i])
             else:
-                total = total + F.cross_entropy(z, y[:, i].long())
+                total = total + F.cross_entropy(z, y[:, i].long(), label_smoothing=self.label_smoothing)
         return total
 
     def optimizer(self, lr: float, body_lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -76,11 +76,21 @@ class Learner:
     def steps_per_epoch(self, loader: Any) -> int:
         return math.ceil(len(loader) / self.accum)
 
+    def train_mode(self) -> None:
+        """Training mode; with ``frozen_bn_stats`` batch-norm layers normalise with the running
+        (pretrained) statistics, as the probe's features were computed, instead of those of each
+        small batch: the fine-tuned features do not jump away from what the head was fitted on."""
+        self.model.train()
+        if self.frozen_bn_stats:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def train_epoch(self, loader: Any, opt: torch.optim.Optimizer, sched: Any,
                     on_batch: Callable[[float], None] | None = None) -> tuple[float, int]:
         """One pass over ``loader``. The loss of each micro-batch is divided by ``accum`` so that
         ``accum`` micro-batches make exactly the update of one large batch. Returns (mean loss, images)."""
-        self.model.train()
+        self.train_mode()
         opt.zero_grad(set_to_none=True)
         total, seen, n = 0.0, 0, len(loader)
         for i, (x, y) in enumerate(loader):
@@ -109,25 +119,64 @@ class Learner:
         """Raw outputs for every item of ``loader`` (in order)."""
         self.model.eval()
         outs = []
-        for x, _ in loader:
-            x = x.to(self.device, non_blocking=True)
+        for x, y in loader:
+            x, _ = self._to(x, y)
             with self._autocast():
                 outs.append(self.model(x).float().cpu())
         return torch.cat(outs).numpy()
+
+    @torch.no_grad()
+    def features(self, loader: Any, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-logits features (what the classifier sees) of every item, with the body in eval
+        mode; with ``flip`` the mirrored images are added too. Returns (features, targets)."""
+        self.model.eval()
+        feats, ys = [], []
+        for x, y in loader:
+            x, _ = self._to(x, y)
+            for view in (x, torch.flip(x, dims=[3])) if flip else (x,):
+                with self._autocast():
+                    f = self.model.forward_head(self.model.forward_features(view), pre_logits=True)
+                feats.append(f.float().flatten(1).cpu())
+                ys.append(y)
+        return torch.cat(feats), torch.cat(ys)
+
+    def fit_head(self, feats: torch.Tensor, y: torch.Tensor, l2: float | None = None, max_iter: int = 200) -> float:
+        """Linear probing: fit the classifier alone on frozen features to the optimum of the loss
+        + ``l2`` x ||W||^2 (full batch, L-BFGS; scikit-learn's multinomial LogisticRegression with
+        C=1 when ``l2`` is None). Seconds instead of an epoch through the body, and the fine-tuning that
+        follows starts from the best head the features allow (LP-FT, Kumar et al. 2022).
+        Returns the final training loss."""
+        head = self.model.get_classifier()
+        weights = [p for n, p in head.named_parameters() if n.endswith("weight")]
+        l2 = 1.0 / (2 * len(feats)) if l2 is None else l2
+        opt = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=max_iter, history_size=20,
+                                line_search_fn="strong_wolfe")
+        feats, y = feats.to(self.device), y.to(self.device)
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss(head(feats), y) + l2 * sum((w ** 2).sum() for w in weights)
+            loss.backward()
+            return loss
+
+        head.train()
+        opt.step(closure)
+        with torch.no_grad():
+            return float(self.loss(head(feats), y))
 
     @torch.no_grad()
     def loss_of(self, out: np.ndarray, y: np.ndarray) -> float:
         return float(self.loss(torch.from_numpy(out), torch.from_numpy(y)))
 
     def fit_one_cycle(self, loader: Any, epochs: int, lr: float, body_lr: float, weight_decay: float,
-                      on_epoch: Callable[[int, float, int, float], None], start_epoch: int = 0,
-                      state: dict[str, Any] | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """``epochs`` epochs under one one-cycle schedule (warm-up, then cosine annealing).
+                      on_epoch: Callable[[int, float, int, float], None], *, pct_start: float = 0.25,
+                      div: float = 25.0, start_epoch: int = 0,
+                      state: dict[str, Any] | None = None) -> tuple[torch.optim.Optimizer, OneCycle]:
+        """``epochs`` epochs under fastai's one-cycle schedule (learning rate and momentum).
         ``on_epoch(epoch, train_loss, images, seconds)`` validates and checkpoints; ``state``
         restores optimizer and schedule when resuming at ``start_epoch``."""
         opt = self.optimizer(lr, body_lr, weight_decay)
-        total = max(1, epochs * self.steps_per_epoch(loader))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: one_cycle(step, total))
+        sched = OneCycle(opt, max(1, epochs * self.steps_per_epoch(loader)), pct_start=pct_start, div=div)
         if state is not None:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -176,15 +225,54 @@ class Learner:
         return lrs_a, losses_a, valley(lrs_a, losses_a)
 
 
-def one_cycle(step: int, total: int, pct_start: float = 0.25, div: float = 25.0, final_div: float = 1e5) -> float:
-    """fastai's one-cycle schedule as a factor of the maximum learning rate: cosine warm-up from
-    1/div to 1 over the first ``pct_start`` of the steps, then cosine annealing to 1/(div*final_div)."""
-    warm = max(1, round(pct_start * total))
-    if step < warm:
-        lo, hi, t = 1 / div, 1.0, step / warm
-    else:
-        lo, hi, t = 1.0, 1 / (div * final_div), min(1.0, (step - warm) / max(1, total - warm))
-    return hi + (lo - hi) * (1 + math.cos(math.pi * t)) / 2
+def _cos(start: float, end: float, t: float) -> float:
+    return start + (1 - math.cos(math.pi * t)) * (end - start) / 2
+
+
+class OneCycle:
+    """fastai's ``fit_one_cycle`` schedule, stepped once per optimizer step.
+
+    Each parameter group's learning rate rises from max/``div`` to its max over the first
+    ``pct_start`` of the steps and anneals to max/``div_final`` (cosine both ways); Adam's beta1
+    (momentum) moves the other way, 0.95 -> 0.85 -> 0.95. Groups keep their own maxima
+    (discriminative learning rates). The state is one integer, so checkpoints hold no code.
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer, total_steps: int, *, pct_start: float = 0.25,
+                 div: float = 25.0, div_final: float = 1e5, moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
+        self.opt, self.total, self.pct, self.div, self.div_final, self.moms = \
+            opt, max(1, total_steps), pct_start, div, div_final, moms
+        self.max_lrs = [g["lr"] for g in opt.param_groups]
+        self.step_count = 0
+        self._apply()
+
+    def factors(self, step: int) -> tuple[float, float]:
+        """(learning-rate factor of the max, momentum) at ``step``."""
+        pos = min(step / self.total, 1.0)
+        lo, mid, hi = self.moms
+        if pos < self.pct:
+            t = pos / self.pct
+            return _cos(1 / self.div, 1.0, t), _cos(lo, mid, t)
+        t = (pos - self.pct) / (1 - self.pct) if self.pct < 1 else 1.0
+        return _cos(1.0, 1 / self.div_final, t), _cos(mid, hi, t)
+
+    def _apply(self) -> None:
+        factor, mom = self.factors(self.step_count)
+        for g, max_lr in zip(self.opt.param_groups, self.max_lrs, strict=True):
+            g["lr"] = max_lr * factor
+            if "betas" in g:
+                g["betas"] = (mom, g["betas"][1])
+
+    def step(self) -> None:
+        self.step_count += 1
+        self._apply()
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step_count": self.step_count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step_count = int(state["step_count"])
+        self._apply()
 
 
 def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
