@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 from pathlib import Path
 
@@ -18,32 +19,100 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def folder_tables(comp: Competition, data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Image-folder layout: every image under ``<train_dir>/<label>/`` is a training row whose
-    first target is the parent folder's name; the id is the path relative to the data folder."""
+def _train_folders(comp: Competition, data_dir: Path) -> list[Path]:
     assert comp.image is not None
-    target = comp.targets[0].name
-    rows = []
+    folders = []
     for d in comp.image.train_dirs:
         folder = data_dir / d
         if not folder.is_dir():
             raise DataError(f"{folder}: image folder not found (listed in [image] train_dirs of {comp.spec_file})")
-        for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            for img in _images_under(label_dir):
-                rows.append((img.relative_to(data_dir).as_posix(), label_dir.name, str(img)))
+        folders.append(folder)
+    return folders
+
+
+def _label_rows(comp: Competition, data_dir: Path) -> list[tuple[str, str, str]]:
+    """(id, label, path) of every training image: the label is the parent folder's name (folder
+    layout) or what ``label_regex`` captures from the file name (filename layout, fastai's
+    ``RegexLabeller``)."""
+    assert comp.image is not None
+    rows = []
+    if comp.image.layout == "folder":
+        for folder in _train_folders(comp, data_dir):
+            for label_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+                for img in _images_under(label_dir):
+                    rows.append((img.relative_to(data_dir).as_posix(), label_dir.name, str(img)))
+        where = f"{', '.join(comp.image.train_dirs)}/<label>/"
+    else:
+        rx = re.compile(comp.image.label_regex or "")
+        group = "label" if "label" in rx.groupindex else 1
+        unmatched = []
+        for folder in _train_folders(comp, data_dir):
+            for img in _images_under(folder):
+                m = rx.search(img.name)
+                if m is None or m.group(group) is None:
+                    unmatched.append(img)
+                    continue
+                rows.append((img.relative_to(folder).as_posix(), m.group(group), str(img)))
+        if unmatched:
+            raise DataError(f"{unmatched[0]}: label_regex {comp.image.label_regex!r} of {comp.spec_file} does not "
+                            f"match this file name ({len(unmatched)} of {len(unmatched) + len(rows)} images do not); "
+                            "fix the regex or move the files")
+        where = ", ".join(comp.image.train_dirs)
     if not rows:
-        raise DataError(f"{data_dir}: no images found under {', '.join(comp.image.train_dirs)}/<label>/; "
-                        f"expected files ending in {', '.join(IMAGE_EXTENSIONS)}")
-    train = pd.DataFrame(rows, columns=[comp.id_column, target, "path"])
+        raise DataError(f"{data_dir}: no images found under {where}; expected files ending in "
+                        f"{', '.join(IMAGE_EXTENSIONS)}")
+    return rows
+
+
+def folder_tables(comp: Competition, data_dir: Path,
+                  sample: pd.DataFrame | None = None, sample_file: Path | None = None) -> tuple[pd.DataFrame,
+                                                                                            pd.DataFrame | None]:
+    """Tables of a folder or filename layout: one training row per image with its label, and one
+    test row per image of ``test_dir``, whose id matches the sample submission's ids (see
+    :func:`test_ids`)."""
+    assert comp.image is not None
+    target = comp.targets[0].name
+    train = pd.DataFrame(_label_rows(comp, data_dir), columns=[comp.id_column, target, "path"])
     test = None
     if comp.image.test_dir:
         folder = data_dir / comp.image.test_dir
         if not folder.is_dir():
             raise DataError(f"{folder}: test image folder not found (test_dir in [image] of {comp.spec_file})")
         imgs = _images_under(folder)
-        test = pd.DataFrame({comp.id_column: [p.relative_to(data_dir).as_posix() for p in imgs],
-                             "path": [str(p) for p in imgs]})
+        ids = test_ids(imgs, data_dir, None if sample is None else sample[comp.id_column],
+                       sample_file or data_dir, folder)
+        test = pd.DataFrame({comp.id_column: ids, "path": [str(p) for p in imgs]})
     return train, test
+
+
+def test_ids(imgs: list[Path], data_dir: Path, sample_ids: pd.Series | None, sample_file: Path,
+             folder: Path) -> list:
+    """Ids of test images, as Kaggle's image competitions name them: the file name (``abc.png``),
+    or its stem (dogs vs cats: ``1`` for ``test1/1.jpg``), or the path under the data folder;
+    whichever matches the sample submission's ids one-to-one. Checked before any image is decoded:
+    a mismatch names an example from each side."""
+    forms = {"file name": [p.name for p in imgs], "file stem": [p.stem for p in imgs],
+             "path": [p.relative_to(data_dir).as_posix() for p in imgs]}
+    if sample_ids is None:
+        names = forms["file name"]
+        return names if len(set(names)) == len(names) else forms["path"]
+    want = sample_ids.astype(str)
+    wanted = set(want)
+    for ids in forms.values():
+        if len(set(ids)) == len(ids) == len(wanted) and set(ids) == wanted:
+            lookup = dict(zip(want, sample_ids, strict=True))
+            return [lookup[i] for i in ids]  # the sample's own values (and dtype): 1, not "1"
+    best = max(forms, key=lambda k: len(wanted & set(forms[k])))
+    no_image = sorted(wanted - set(forms[best]))
+    no_id = sorted(set(forms[best]) - wanted)
+    detail = []
+    if no_image:
+        detail.append(f"{len(no_image)} sample ids have no image (e.g. {no_image[0]!r})")
+    if no_id:
+        detail.append(f"{len(no_id)} images have no sample id (e.g. {no_id[0]!r} by {best})")
+    raise DataError(f"{sample_file}: its ids do not match the {len(imgs)} images in {folder} one-to-one by file name, "
+                    f"stem or path: {'; '.join(detail) or 'repeated names'}. Point [image] test_dir at the folder "
+                    "of the test images the sample submission lists")
 
 
 def csv_paths(df: pd.DataFrame, template: str, data_dir: Path, file: Path) -> list[str]:

@@ -105,6 +105,22 @@ def check_unique_ids(df: pd.DataFrame, id_column: str, file: Path | str) -> None
                         f"(e.g. {examples}); ids must be unique")
 
 
+def check_same_ids(test_ids: pd.Series, test_file: Path, sample_ids: pd.Series, sample_file: Path) -> None:
+    """The test rows and the sample submission must list the same ids (compared as text), so a
+    mismatch (``892`` vs ``892.0``, ``P892``) is found before any training, not after it."""
+    a, b = set(test_ids.astype(str)), set(sample_ids.astype(str))
+    if a == b:
+        return
+    only_test, only_sample = sorted(a - b), sorted(b - a)
+    parts = []
+    if only_sample:
+        parts.append(f"{len(only_sample)} ids of {sample_file.name} are not in {test_file.name} (e.g. {only_sample[0]!r})")
+    if only_test:
+        parts.append(f"{len(only_test)} ids of {test_file.name} are not in {sample_file.name} (e.g. {only_test[0]!r})")
+    raise DataError(f"{sample_file}: the sample submission's ids do not match the test rows: {'; '.join(parts)}. "
+                    "A submission needs one prediction per sample id: check the id column and the files in [files]")
+
+
 def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     """Load and check ``comp``'s tables, generating a built-in competition's data on first use."""
     data_dir = ws.data_dir(comp)
@@ -116,16 +132,18 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
         raise DataError(f"{comp.name}: data folder {data_dir} not found; run 'kk download {comp.name}', or set "
                         f"KK_DATA_DIR to a folder holding {comp.name}/")
     cache = ws.cache_dir / comp.name
-    if comp.kind == "image" and comp.image is not None and comp.image.layout == "folder":
+    sample = None
+    sample_file = data_dir / comp.files.sample_submission if comp.files.sample_submission else None
+    if sample_file is not None:
+        sample = read_table(_file(data_dir, comp.files.sample_submission, comp), cache)
+        require_columns(sample, [comp.id_column], sample_file, f"the id column declared in {comp.spec_file}")
+    if comp.kind == "image" and comp.image is not None and comp.image.layout in ("folder", "filename"):
         from ._image_tables import folder_tables
 
-        train, test = folder_tables(comp, data_dir)
+        train, test = folder_tables(comp, data_dir, sample, sample_file)
     else:
         train = read_table(_file(data_dir, comp.files.train, comp), cache)
         test = read_table(_file(data_dir, comp.files.test, comp), cache) if comp.files.test else None
-    sample = None
-    if comp.files.sample_submission:
-        sample = read_table(_file(data_dir, comp.files.sample_submission, comp), cache)
     if test is None:
         if sample is None:
             raise DataError(f"{comp.spec_file}: no test file and no sample submission declared under [files]; "
@@ -137,11 +155,10 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     require_columns(train, [t.name for t in comp.targets], tf, f"a target declared in {comp.spec_file}")
     test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
     require_columns(test, [comp.id_column], test_file, f"the id column declared in {comp.spec_file}")
-    if sample is not None:
-        require_columns(sample, [comp.id_column], data_dir / comp.files.sample_submission,
-                        f"the id column declared in {comp.spec_file}")
     check_unique_ids(train, comp.id_column, tf)
     check_unique_ids(test, comp.id_column, test_file)
+    if sample is not None and sample_file is not None:
+        check_same_ids(test[comp.id_column], test_file, sample[comp.id_column], sample_file)
     for t in comp.targets:
         n_nan = int(train[t.name].isna().sum())
         if n_nan:

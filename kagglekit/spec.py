@@ -18,7 +18,11 @@ from .errors import SpecError, did_you_mean, one_of
 TASKS = ("binary", "multiclass", "regression", "multilabel")
 KINDS = ("tabular", "image")
 CV_KINDS = ("kfold", "stratified", "group", "time-ordered", "multilabel-stratified")
-IMAGE_LAYOUTS = ("csv", "folder")
+IMAGE_LAYOUTS = ("csv", "folder", "filename")
+# keys of a competition's [train] table and of a recipe's train stages: TrainConfig's fields
+TRAIN_KEYS = ("arch", "epochs", "sizes", "batch_size", "accum", "lr", "lr_mult", "weight_decay", "freeze_epochs",
+              "probe", "frozen_bn_stats", "tta", "pretrained", "weights", "seed", "resize", "flip", "aug",
+              "label_smoothing", "folds")
 RESIZE_METHODS = ("squish", "crop", "pad")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -83,8 +87,9 @@ class ImageSpec:
     layout: str = "csv"
     train_path: str | None = None  # csv layout: template over train columns, e.g. "train_images/{label}/{image_id}"
     test_path: str | None = None  # csv layout: template over test/sample-submission columns
-    train_dirs: tuple[str, ...] = ()  # folder layout: folders whose sub-folders are the labels
-    test_dir: str | None = None  # folder layout: folder of unlabelled test images
+    train_dirs: tuple[str, ...] = ()  # folder/filename layouts: folders of training images
+    test_dir: str | None = None  # folder/filename layouts: folder of unlabelled test images
+    label_regex: str | None = None  # filename layout: its first group (or group 'label') is the label
     resize: str = "squish"
 
 
@@ -108,6 +113,7 @@ class Competition:
     submission_columns: tuple[str, ...] | None = None
     data_dir: str | None = None  # explicit data folder (relative to the spec folder or absolute)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # recipe stage overrides
+    train: dict[str, Any] = field(default_factory=dict)  # [train]: kk train's defaults for this competition
     description: str = ""
 
     @property
@@ -265,6 +271,14 @@ def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Comp
         submission_columns = cols or None
         sub_t.finish()
 
+    train: dict[str, Any] = {}
+    train_t = top.table("train")
+    if train_t is not None:
+        for k in train_t.data:
+            if k not in TRAIN_KEYS:
+                raise train_t.error(k, f"unknown key; allowed keys here are {one_of(TRAIN_KEYS)}"
+                                    f"{did_you_mean(k, TRAIN_KEYS)}")
+        train = dict(train_t.data)
     stages: dict[str, dict[str, Any]] = {}
     st_t = top.table("stages")
     if st_t is not None:
@@ -275,7 +289,8 @@ def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Comp
     return Competition(
         name=name, root=file.parent, kind=kind, id_column=id_column, targets=targets, metric=metric,
         slug=slug, cv=cv, files=files, tabular=tabular, image=image, pipeline=pipeline, builtin=builtin,
-        submission_columns=submission_columns, data_dir=data_dir, stages=stages, description=description,
+        submission_columns=submission_columns, data_dir=data_dir, stages=stages, train=train,
+        description=description,
     )
 
 
@@ -339,6 +354,7 @@ def _parse_image(img_t: _Table) -> ImageSpec:
         train_dirs=img_t.str_list("train_dirs"),
         test_dir=img_t.get("test_dir", str, None),
         resize=img_t.get("resize", str, "squish", choices=RESIZE_METHODS),
+        label_regex=img_t.get("label_regex", str, None),
     )
     if layout == "csv" and not image.train_path:
         raise img_t.error("train_path", "layout = 'csv' needs train_path, a template over train columns "
@@ -346,6 +362,22 @@ def _parse_image(img_t: _Table) -> ImageSpec:
     if layout == "folder" and not image.train_dirs:
         raise img_t.error("train_dirs", "layout = 'folder' needs train_dirs, the folders whose sub-folders "
                           "are the labels, e.g. ['train']")
+    if layout == "filename":
+        if not image.train_dirs:
+            raise img_t.error("train_dirs", "layout = 'filename' needs train_dirs, the folders holding the "
+                              "training images, e.g. ['train']")
+        if not image.label_regex:
+            raise img_t.error("label_regex", "layout = 'filename' needs label_regex, a regular expression whose "
+                              "first group is the label, e.g. '(cat|dog)\\.\\d+\\.jpg'")
+        try:
+            rx = re.compile(image.label_regex)
+        except re.error as e:
+            raise img_t.error("label_regex", f"not a valid regular expression ({e}): {image.label_regex!r}") from None
+        if rx.groups < 1:
+            raise img_t.error("label_regex", f"needs a group that captures the label, e.g. '(cat|dog)\\.\\d+"
+                              f"\\.jpg'; found {image.label_regex!r} with none")
+    elif image.label_regex:
+        raise img_t.error("label_regex", f"is for layout = 'filename'; this table has layout = {layout!r}")
     img_t.finish()
     return image
 
