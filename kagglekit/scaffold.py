@@ -24,6 +24,8 @@ class Guess:
     metric: str
     date_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image: dict[str, Any] | None = None  # image competitions: what _image_scaffold found
+    submission: list[str] | None = None  # submission columns when there is no sample submission
 
 
 def _find(folder: Path, *patterns: str) -> str | None:
@@ -79,11 +81,17 @@ def guess(data_dir: Path) -> Guess:
     train_f = _find(data_dir, "train.csv", "train*.csv", "*train*.csv")
     test_f = _find(data_dir, "test.csv", "test*.csv", "*test*.csv")
     sample_f = _find(data_dir, "sample_submission.csv", "sample*ubmission*.csv", "*submission*.csv")
-    if train_f is None:
-        raise DataError(f"{data_dir}: no training file (train*.csv); files: {', '.join(p.name for p in data_dir.iterdir())}")
-    train = read_table(data_dir / train_f)
-    test = read_table(data_dir / test_f) if test_f else None
     sample = read_table(data_dir / sample_f) if sample_f else None
+    train = read_table(data_dir / train_f) if train_f else None
+    from ._image_scaffold import guess_image
+
+    found = guess_image(data_dir, train, train_f, sample)
+    if found is not None:
+        return _image_guess(found, train, sample, {"train": train_f, "test": None, "sample_submission": sample_f})
+    if train is None or train_f is None:
+        raise DataError(f"{data_dir}: no training file (train*.csv) and no images; files: "
+                        f"{', '.join(p.name for p in data_dir.iterdir())}")
+    test = read_table(data_dir / test_f) if test_f else None
     notes = []
     if sample is not None:
         id_col = str(sample.columns[0])
@@ -110,7 +118,37 @@ def guess(data_dir: Path) -> Guess:
     return Guess({"train": train_f, "test": test_f, "sample_submission": sample_f}, id_col, found, metric, dates, notes)
 
 
+def _image_guess(found: dict[str, Any], train: pd.DataFrame | None, sample: pd.DataFrame | None,
+                 files: dict[str, str | None]) -> Guess:
+    notes = list(found["notes"])
+    if found["layout"] == "csv":
+        assert train is not None
+        id_col = found["id"]
+        targets = [str(c) for c in (sample.columns[1:] if sample is not None else train.columns)
+                   if c in train.columns and c != id_col]
+        target = targets[0] if targets else str(train.columns[1])
+        task = _task(train[target], None)
+    else:
+        id_col = str(sample.columns[0]) if sample is not None else "id"
+        target = str(sample.columns[1]) if sample is not None and len(sample.columns) > 1 else "label"
+        task = "binary" if len(found["labels"]) == 2 else "multiclass"
+    s_col = sample[target] if sample is not None and target in sample.columns else None
+    if task == "binary" and s_col is not None and pd.api.types.is_float_dtype(s_col) and \
+            ((s_col > 0) & (s_col < 1)).any():
+        metric, why = "logloss", "the sample submission holds probabilities"
+    else:
+        metric, why = "accuracy", "a class label per image"
+    notes.append(f"metric {metric}: {why}")
+    return Guess(files, id_col, [(target, task)], metric, [], notes, image=found,
+                 submission=None if sample is not None else [id_col, target])
+
+
 def render(name: str, slug: str, g: Guess) -> str:
+    if g.image is not None:
+        from ._image_scaffold import render_image
+
+        target, task = g.targets[0]
+        return render_image(slug, name, g.image, g.id_column, target, task, g.metric, g.files, g.submission)
     classification = g.targets[0][1] in ("binary", "multiclass")
     lines = [
         f"# {name}: written by `kk new {slug}`. Every value below is a guess from the files: check it.",
