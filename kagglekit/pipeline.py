@@ -20,13 +20,12 @@ from typing import Any
 
 from .errors import SpecError, did_you_mean, one_of
 from .runs import Run, RunStore
-from .spec import Competition, _Table, validate_name
+from .spec import TRAIN_KEYS, Competition, _Table, validate_name
 from .workspace import Workspace
 
 STAGE_KEYS = {
     "baseline": {"models", "params", "seed", "k", "time_budget"},
-    "train": {"arch", "epochs", "sizes", "batch_size", "accum", "lr", "lr_mult", "weight_decay", "freeze_epochs",
-              "tta", "pretrained", "weights", "seed", "resize", "flip", "aug", "folds"},
+    "train": set(TRAIN_KEYS),
     "ensemble": {"method"},
 }
 # rough training speed on a 2-core CPU at 64 px, batch 32 (images/s), for --dry-run estimates
@@ -236,10 +235,10 @@ def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, prod
 
 def _run_train(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
                progress: bool) -> list[Run]:
-    from .vision.train import TrainConfig, train
+    from .vision.train import train
 
-    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stage.params.items()}
-    result = train(comp, TrainConfig(**params), workspace=ws, progress=progress, submit=False)
+    # the stage's parameters over the competition's [train] defaults
+    result = train(comp, workspace=ws, progress=progress, submit=False, **stage.params)
     return _tag([result.run], key, stage, stage.name)
 
 

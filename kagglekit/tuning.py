@@ -212,7 +212,7 @@ def _image_objective(comp: Competition, ws: Workspace, arch: str, image: dict[st
     (``runs/<name>/tune/image-trials``), never mixed with the competition's runs."""
     import optuna
 
-    from .vision.train import TrainConfig, search_space, train
+    from .vision.train import search_space, train
 
     opts = dict(image or {})
     n_folds = int(opts.pop("folds", 1))
@@ -224,7 +224,7 @@ def _image_objective(comp: Competition, ws: Workspace, arch: str, image: dict[st
         params = search_space(trial, max_epochs)
         scores = []
         for f in range(min(n_folds, comp.cv.k)):
-            r = train(comp, TrainConfig(arch=arch, folds=(f,), **base, **params), workspace=trial_ws, submit=False)
+            r = train(comp, workspace=trial_ws, submit=False, **{**base, **params, "arch": arch, "folds": (f,)})
             scores.append(r.cv)
             trial.report(float(np.mean(scores)), step=f)
             if trial.should_prune():

@@ -97,8 +97,12 @@ def test_fine_tune_freezes_body_for_pretrained_weights(ws, tmp_path):
     result = train("tiny", TrainConfig(epochs=1, folds=(0,), **{**FAST, "pretrained": True, "weights": str(weights)}),
                    workspace=ws)
     history = pd.read_csv(result.run.path / "history.csv")
-    assert history.phase.tolist() == ["frozen", "stage"]
+    assert history.phase.tolist() == ["probe", "stage"]  # the head fitted on frozen features, then fine-tuning
     assert result.weights_source.startswith("file ")
+    # fastai's frozen epochs are still there on request
+    again = train("tiny", TrainConfig(epochs=1, folds=(0,), probe=False, freeze_epochs=1,
+                                      **{**FAST, "pretrained": True, "weights": str(weights)}), workspace=ws)
+    assert pd.read_csv(again.run.path / "history.csv").phase.tolist() == ["frozen", "stage"]
     assert result.submission is None  # one fold of two: no submission from a partial run
 
 

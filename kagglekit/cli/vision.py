@@ -25,49 +25,55 @@ def _pretrained(value: str) -> bool | str:
     raise typer.BadParameter(f"expected auto, true or false, found {value!r}")
 
 
-def _config(arch, epochs, sizes, batch_size, accum, lr, tta, pretrained, weights, folds, seed, device, workers,
-            resize, flip, skip_bad_images):
-    from ..vision.train import TrainConfig
-
-    return TrainConfig(arch=arch, epochs=epochs, sizes=_sizes(sizes), batch_size=batch_size, accum=accum, lr=lr,
-                       tta=tta, pretrained=_pretrained(pretrained), weights=weights,
-                       folds=tuple(int(f) for f in folds.split(",")) if folds else None, seed=seed, device=device,
-                       num_workers=workers, resize=resize, flip=flip, skip_bad_images=skip_bad_images)
-
-
-ARCH = typer.Option("resnet18", "--arch", "-a", help="any timm model name, e.g. convnext_small")
-SIZES = typer.Option("128", "--sizes", help="image size, or sizes for progressive resizing: 128,224")
-PRETRAINED = typer.Option("auto", "--pretrained", help="auto (local weights, hub, else scratch), true or false")
+ARCH = typer.Option(None, "--arch", "-a", help="any timm model name, e.g. convnext_small [default: the spec's "
+                   "[train] arch, else resnet18]")
+SIZES = typer.Option(None, "--sizes", help="image size, or sizes for progressive resizing: 128,224 [default: the "
+                     "spec's, else the images' own size up to 224]")
+PRETRAINED = typer.Option(None, "--pretrained", help="auto (local weights, hub, else scratch), true or false")
 WEIGHTS = typer.Option(None, "--weights", help="weight file or folder of weight files (offline); or KK_WEIGHTS_DIR")
+
+
+def _given(**flags) -> dict:
+    """The flags the user gave, converted: the rest come from the spec's [train] table, then from
+    kk's defaults."""
+    conv = {"sizes": _sizes, "pretrained": _pretrained,
+            "folds": lambda v: tuple(int(f) for f in v.split(",") if f.strip())}
+    return {k: conv.get(k, lambda v: v)(v) for k, v in flags.items() if v is not None}
 
 
 @app.command("train")
 def train(
     competition: str,
     arch: str = ARCH,
-    epochs: int = typer.Option(5, "--epochs", "-e"),
+    epochs: int = typer.Option(None, "--epochs", "-e", help="epochs after the frozen one [default: 5]"),
     sizes: str = SIZES,
-    batch_size: int = typer.Option(32, "--batch-size", "-b"),
-    accum: int = typer.Option(1, "--accum", help="gradient accumulation steps (same update, less memory)"),
-    lr: str = typer.Option("2e-3", "--lr", help="learning rate, or 'auto' for the learning-rate finder"),
-    tta: int = typer.Option(0, "--tta", help="test-time augmentation passes"),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="[default: 32]"),
+    accum: int = typer.Option(None, "--accum", help="gradient accumulation steps (same update, less memory)"),
+    lr: str = typer.Option(None, "--lr", help="learning rate, or 'auto' for the learning-rate finder [default: 2e-3]"),
+    tta: int = typer.Option(None, "--tta", help="test-time augmentation passes [default: 0]"),
     pretrained: str = PRETRAINED,
     weights: str = WEIGHTS,
     folds: str = typer.Option(None, "--folds", help="run only these folds, e.g. 0,1 (merge later with kk merge)"),
-    seed: int = typer.Option(42, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    seed: int = typer.Option(None, "--seed"),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda"),
     workers: int = typer.Option(None, "--workers", help="DataLoader worker processes (default: sized to the machine)"),
     resize: str = typer.Option(None, "--resize", help="valid/test resize: squish, crop or pad (default: the spec's)"),
-    flip: bool = typer.Option(True, "--flip/--no-flip", help="horizontal flips in augmentation"),
-    skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="skip unreadable images with a warning"),
+    flip: bool = typer.Option(None, "--flip/--no-flip", help="horizontal flips in augmentation"),
+    skip_bad_images: bool = typer.Option(None, "--skip-bad-images", help="skip unreadable images with a warning"),
     resume: str = typer.Option(None, "--resume", help="continue an interrupted run from its last finished epoch"),
     submit: bool = typer.Option(True, "--submit/--no-submit"),
 ) -> None:
-    """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission."""
+    """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission.
+    Unset options come from the competition's [train] table, then from kk's defaults."""
+    from ..errors import KKError
     from ..vision.train import train as run_train
 
-    cfg = None if resume else _config(arch, epochs, sizes, batch_size, accum, lr, tta, pretrained, weights, folds,
-                                      seed, device, workers, resize, flip, skip_bad_images)
+    overrides = _given(arch=arch, epochs=epochs, sizes=sizes, batch_size=batch_size, accum=accum, lr=lr, tta=tta,
+                       pretrained=pretrained, weights=weights, folds=folds, seed=seed, device=device,
+                       num_workers=workers, resize=resize, flip=flip, skip_bad_images=skip_bad_images)
+    if resume and overrides:
+        raise KKError(f"--resume continues run {resume} with its own configuration; drop --"
+                      f"{next(iter(overrides)).replace('_', '-')} (or start a new run without --resume)")
     out = console()
     out.print(f"{'fold':>4} {'phase':>6} {'size':>4} {'epoch':>5} {'train_loss':>10} {'valid_loss':>10} "
               f"{'score':>8} {'img/s':>7} {'time':>6}")
@@ -77,7 +83,8 @@ def train(
                   f"{row['valid_loss']:>10.4f} {row['cv']:>8.4f} {row['images_per_s']:>7.1f} {row['seconds']:>5.1f}s",
                   markup=False)
 
-    result = run_train(competition, cfg, workspace=workspace(), resume=resume, progress=True, log=log, submit=submit)
+    result = run_train(competition, workspace=workspace(), resume=resume, progress=True, log=log, submit=submit,
+                       **overrides)
     out.print(f"run: {result.run.id}  (weights: {result.weights_source})", markup=False)
     line = f"CV {fmt(result.cv)} over folds {','.join(map(str, result.folds_done))}"
     if result.cv_no_tta is not None:
@@ -92,13 +99,13 @@ def train(
 
 @app.command("lr-find")
 def lr_find(competition: str, arch: str = ARCH, sizes: str = SIZES,
-            batch_size: int = typer.Option(32, "--batch-size", "-b"), pretrained: str = PRETRAINED,
+            batch_size: int = typer.Option(None, "--batch-size", "-b"), pretrained: str = PRETRAINED,
             weights: str = WEIGHTS) -> None:
     """Learning-rate finder: sweep, suggest fastai's 'valley', save the loss-vs-lr plot."""
     from ..vision.train import lr_find as run_lr_find
 
-    suggestion, path = run_lr_find(competition, workspace=workspace(), arch=arch, sizes=_sizes(sizes),
-                                   batch_size=batch_size, pretrained=_pretrained(pretrained), weights=weights)
+    suggestion, path = run_lr_find(competition, workspace=workspace(), **_given(
+        arch=arch, sizes=sizes, batch_size=batch_size, pretrained=pretrained, weights=weights))
     console().print(f"suggested learning rate (valley): {suggestion:.2e}\nplot: {path}")
 
 

@@ -79,9 +79,10 @@ def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, s
 
 
 def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...], *, train: bool,
-                     resize: str = "squish", flip: bool = True, strength: float = 1.0):
+                     resize: str = "squish", flip: bool = True, strength: float = 1.0, seed: int | None = None):
     """albumentations pipelines. Train: random resized crop (scale 0.75-1), flips, small affine,
-    brightness/contrast. Valid/test: resize to ``size`` by squish, crop or pad."""
+    brightness/contrast. Valid/test: resize to ``size`` by squish, crop or pad. albumentations 2.x
+    ignores the global seeds: ``seed`` makes its random draws reproducible."""
     import albumentations as A
     import cv2
 
@@ -94,7 +95,7 @@ def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
             ops += [A.Affine(rotate=(-10 * strength, 10 * strength), scale=(1 - 0.1 * strength, 1 + 0.1 * strength),
                              translate_percent=(-0.05 * strength, 0.05 * strength), p=0.5),
                     A.RandomBrightnessContrast(brightness_limit=0.2 * strength, contrast_limit=0.2 * strength, p=0.5)]
-        return A.Compose([*ops, norm])
+        return A.Compose([*ops, norm], seed=seed)
     if resize == "crop":
         ops = [A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)]
     elif resize == "pad":

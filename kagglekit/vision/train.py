@@ -46,13 +46,15 @@ class TrainConfig:
 
     arch: str = "resnet18"
     epochs: int = 5
-    sizes: tuple[int, ...] = (128,)
+    sizes: tuple[int, ...] | None = None  # None: the images' own size, at most 224 (never up-sampled)
     batch_size: int = 32
     accum: int = 1
     lr: float | str = 2e-3  # or "auto": the learning-rate finder's suggestion
     lr_mult: float = 100.0  # body learning rate = lr / lr_mult after unfreezing (pretrained models)
     weight_decay: float = 0.01
-    freeze_epochs: int = 1
+    freeze_epochs: int = 0  # fastai's frozen epochs (head and norm layers), after the probe
+    probe: bool = True  # pretrained: fit the new head on frozen features first (LP-FT)
+    frozen_bn_stats: bool = True  # pretrained: batch norm keeps its ImageNet statistics while fine-tuning
     tta: int = 0
     pretrained: bool | str = "auto"
     weights: str | None = None
@@ -63,6 +65,7 @@ class TrainConfig:
     resize: str | None = None  # squish | crop | pad; default from the spec
     flip: bool = True
     aug: float = 1.0  # augmentation strength
+    label_smoothing: float = 0.0
     skip_bad_images: bool = False
 
     def __post_init__(self) -> None:
@@ -73,9 +76,10 @@ class TrainConfig:
                 raise SpecError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
         if self.accum < 1 or self.batch_size < 1 or self.epochs < 1:
             raise SpecError("--accum, --batch-size and --epochs must be at least 1")
-        if not self.sizes:
-            raise SpecError("--sizes: give at least one image size, e.g. 128 or 128,224")
-        self.sizes = tuple(int(s) for s in self.sizes)
+        if self.sizes is not None:
+            if not self.sizes:
+                raise SpecError("--sizes: give at least one image size, e.g. 128 or 128,224")
+            self.sizes = tuple(int(s) for s in self.sizes)
         if self.folds is not None:
             self.folds = tuple(int(f) for f in self.folds)
 
@@ -101,6 +105,34 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def resolve_config(comp: Competition, config: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The run's configuration: an explicit ``config`` as given, else TrainConfig's defaults under
+    the competition's ``[train]`` table; ``overrides`` (flags, recipe stages) on top of either."""
+    base = asdict(config) if config is not None else {**asdict(TrainConfig()), **comp.train}
+    values = {**base, **overrides}
+    for k in ("sizes", "folds"):
+        if isinstance(values.get(k), list):
+            values[k] = tuple(values[k])
+    return TrainConfig(**values)
+
+
+def default_size(paths: list[str], cap: int = 224, sample: int = 200) -> int:
+    """The training size when none is given: the median shorter side of (up to ``sample`` of) the
+    training images, at most ``cap``. 28-px digits train at 28 px, not up-sampled to 224; photos
+    train at 224, the size ImageNet weights were trained at. Reads file headers only."""
+    from PIL import Image
+
+    step = max(1, len(paths) // sample)
+    sides = []
+    for p in paths[::step]:
+        try:
+            with Image.open(p) as im:
+                sides.append(min(im.size))
+        except OSError:
+            continue
+    return int(min(cap, np.median(sides))) if sides else cap
 
 
 def default_workers() -> int:
@@ -138,14 +170,17 @@ class _Loaders:
                  resize: str, seed: int):
         self.images, self.y, self.cfg, self.mean, self.std, self.resize, self.seed = \
             images, y, cfg, mean, std, resize, seed
+        self.calls = 0
 
     def __call__(self, idx: np.ndarray, size: int, *, train: bool, tta: bool = False):
         import torch
 
         from .data import ImageDataset, build_transforms
 
+        self.calls += 1  # each loader draws its own augmentations, the same ones in every identical run
         tf = build_transforms(size, self.mean, self.std, train=train or tta, resize=self.resize, flip=self.cfg.flip,
-                              strength=self.cfg.aug if train else min(self.cfg.aug, 0.5))
+                              strength=self.cfg.aug if train else min(self.cfg.aug, 0.5),
+                              seed=self.seed * 1000 + self.calls)
         ds = ImageDataset([self.images[i] for i in idx], None if self.y is None else self.y[idx], tf)
         workers = self.cfg.num_workers if self.cfg.num_workers is not None else default_workers()
         g = torch.Generator()
@@ -159,10 +194,23 @@ class _Loaders:
 def _phases(cfg: TrainConfig, pretrained: bool) -> list[tuple[str, int, int]]:
     """(kind, size, epochs) per one-cycle phase: a frozen epoch first for pretrained models, then
     the progressive-resizing stages, epochs split across them."""
+    assert cfg.sizes is not None
     n = len(cfg.sizes)
     per = [cfg.epochs // n + (1 if i < cfg.epochs % n else 0) for i in range(n)]
-    phases = [("frozen", cfg.sizes[0], cfg.freeze_epochs)] if pretrained and cfg.freeze_epochs > 0 else []
+    phases = []
+    if pretrained and cfg.probe:
+        phases.append(("probe", cfg.sizes[0], 1))
+    if pretrained and cfg.freeze_epochs > 0:
+        phases.append(("frozen", cfg.sizes[0], cfg.freeze_epochs))
     return phases + [("stage", s, e) for s, e in zip(cfg.sizes, per, strict=True) if e > 0]
+
+
+def _schedule(kind: str, pretrained: bool) -> dict[str, float]:
+    """fastai's one-cycle settings: ``fine_tune`` trains the head with pct_start 0.99, then the whole
+    model with pct_start 0.3 and div 5; ``fit_one_cycle`` from scratch uses 0.25 and 25."""
+    if kind == "frozen":
+        return {"pct_start": 0.99, "div": 25.0}
+    return {"pct_start": 0.3, "div": 5.0} if pretrained else {"pct_start": 0.25, "div": 25.0}
 
 
 def _tta_predict(learner: Any, loaders: _Loaders, idx: np.ndarray, size: int, n: int,
@@ -196,12 +244,14 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights)
     pretrained = source != "random init"
     mean, std = model_stats(model)
-    learner = Learner(model, heads, resolve_device(cfg.device), cfg.accum)
+    learner = Learner(model, heads, resolve_device(cfg.device), cfg.accum, cfg.label_smoothing,
+                      frozen_bn_stats=pretrained and cfg.frozen_bn_stats)
     resize = cfg.resize or (comp.image.resize if comp.image else "squish")
     loaders = _Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold)
     targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
     last_path, best_path = fold_dir / "last.pt", fold_dir / "best.pt"
-    state = torch.load(last_path, weights_only=False) if last_path.is_file() else None
+    # plain tensors and numbers only: loading a checkpoint never runs code (runs travel for kk merge)
+    state = torch.load(last_path, weights_only=True) if last_path.is_file() else None
     if state is not None:
         model.load_state_dict(state["model"])
     best = state["best"] if state else None
@@ -215,7 +265,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
         start_epoch = state["epoch"] + 1 if resume_here else 0
         if start_epoch >= epochs:
             continue
-        set_body_trainable(model, kind != "frozen")
+        set_body_trainable(model, kind not in ("frozen", "probe"))
         train_loader = loaders(tr, size, train=True)
         valid_loader = loaders(va, size, train=False)
         phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
@@ -230,23 +280,30 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
             raw = learner.predict(valid_loader)
             preds = split_outputs(raw, heads)
             scores = score_predictions(comp, _rows(data.train, va), preds, targets)
-            row = {"fold": fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": train_loss,
-                   "valid_loss": learner.loss_of(raw, y[va]), **{f"{k}": v for k, v in scores.items()},
+            row = {"fold": fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
+                   "valid_loss": learner.loss_of(raw, y[va]), **{k: float(v) for k, v in scores.items()},
                    "images_per_s": seen / seconds, "seconds": seconds}
             history.append(row)
             if best is None or metric.better(scores["cv"], best):
                 best, best_size = scores["cv"], size  # predictions later use the size it was validated at
                 torch.save(model.state_dict(), best_path)
-            torch.save({"model": model.state_dict(), "optimizer": learner.opt.state_dict(),
-                        "scheduler": learner.sched.state_dict(), "phase": pi, "epoch": epoch, "best": best,
+            torch.save({"model": model.state_dict(), "optimizer": learner.opt.state_dict() if learner.opt else {},
+                        "scheduler": learner.sched.state_dict() if learner.sched else {}, "phase": pi, "epoch": epoch, "best": best,
                         "best_size": best_size, "history": history}, last_path.with_suffix(".tmp"))
             os.replace(last_path.with_suffix(".tmp"), last_path)
             log(row)  # after the checkpoint: an interruption here loses nothing
             if bar is not None:
                 bar.reset()
 
-        learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
-                              start_epoch=start_epoch, state=state if resume_here else None)
+        if kind == "probe":  # the head fitted on frozen features: seconds, not an epoch
+            t = time.perf_counter()
+            feats, targets_ = learner.features(loaders(tr, size, train=False), flip=cfg.flip)
+            learner.opt, learner.sched = None, None
+            on_epoch(0, learner.fit_head(feats, targets_), len(feats), time.perf_counter() - t)
+        else:
+            learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
+                                  **_schedule(kind, pretrained), start_epoch=start_epoch,
+                                  state=state if resume_here else None)
         if bar is not None:
             bar.close()
         state = None
@@ -370,9 +427,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
                              if k in TrainConfig.__dataclass_fields__})
         writer = RunWriter(run.path)
     else:
-        cfg = config or TrainConfig()
-        if overrides:
-            cfg = TrainConfig(**{**asdict(cfg), **overrides})
+        cfg = resolve_config(comp, config, overrides)
         writer = None
     import torch
 
@@ -382,6 +437,8 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     check_arch(cfg.arch)
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
     data = load_data(comp, ws)
+    if cfg.sizes is None:
+        cfg.sizes = (default_size(data.train["path"].tolist()),)
     folds = get_folds(data, ws)
     run_folds = list(cfg.folds) if cfg.folds is not None else list(range(folds.k))
     bad = [f for f in run_folds if not 0 <= f < folds.k]
@@ -413,8 +470,9 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
 
         def counting_log(row: dict[str, Any]) -> None:
             nonlocal seen_total, train_seconds
-            seen_total += int(round(row["images_per_s"] * row["seconds"]))
-            train_seconds += row["seconds"]
+            if row["phase"] != "probe":  # throughput is of training steps
+                seen_total += int(round(row["images_per_s"] * row["seconds"]))
+                train_seconds += row["seconds"]
             log(row)
 
         fold_preds[f] = train_fold(f, tr, va, test_idx, cfg=cfg, data=data, heads=heads, y=y, images=images,
@@ -461,7 +519,7 @@ def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y
     return lrs, losses, suggestion, source
 
 
-def lr_find(competition: str, config: TrainConfig | None = None, *, workspace: Workspace | None = None,
+def lr_find(competition: str | Competition, config: TrainConfig | None = None, *, workspace: Workspace | None = None,
             **overrides: Any) -> tuple[float, Path]:
     """``kk lr-find``: the suggestion and the path of the loss-vs-lr plot."""
     from datetime import datetime
@@ -469,14 +527,14 @@ def lr_find(competition: str, config: TrainConfig | None = None, *, workspace: W
     from .data import load_images
     from .plots import lr_find_png
 
-    ws = workspace or Workspace.find()
-    comp = ws.competition(competition)
+    ws = workspace or Workspace.for_competition(competition)
+    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     if comp.kind != "image":
         raise SpecError(f"{comp.name} is a tabular competition: the learning-rate finder is for 'kk train'")
-    cfg = config or TrainConfig()
-    if overrides:
-        cfg = TrainConfig(**{**asdict(cfg), **overrides})
+    cfg = resolve_config(comp, config, overrides)
     data = load_data(comp, ws)
+    if cfg.sizes is None:
+        cfg.sizes = (default_size(data.train["path"].tolist()),)
     folds = get_folds(data, ws)
     heads, y = make_heads(comp, data.train)
     images = load_images(data.train["path"].tolist(), max(cfg.sizes), ws.cache_dir / comp.name / "images",
