@@ -23,10 +23,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "baseline": "kagglekit.tabular.baseline",
-    "train": "kagglekit.vision.train",
-    "TrainConfig": "kagglekit.vision.train",
-    "lr_find": "kagglekit.vision.train",
-    "merge": "kagglekit.vision.train",
+    "train": "kagglekit.vision.training",
+    "TrainConfig": "kagglekit.vision.config",
+    "lr_find": "kagglekit.vision.lr_finder",
+    "merge": "kagglekit.vision.training",
     "ensemble": "kagglekit.blend",
     "run_pipeline": "kagglekit.pipeline",
     "tune": "kagglekit.tuning",

@@ -129,3 +129,27 @@ def csv_paths(df: pd.DataFrame, template: str, data_dir: Path, file: Path) -> li
         raise DataError(f"{file}: {len(missing)} of {len(paths)} images named by {template!r} do not exist, "
                         f"e.g. {missing[0]}")
     return paths
+
+
+def exact_duplicates(paths: list[str]) -> list[tuple[str, str]]:
+    """Pairs (copy, first) of byte-identical files: only files of equal size are hashed, so a
+    folder of distinct photos costs one ``stat`` each. Copies that land in different folds let a
+    model be validated on images it trained on; a test image identical to a training image is a leak."""
+    import hashlib
+
+    by_size: dict[int, list[str]] = {}
+    for p in paths:
+        by_size.setdefault(os.path.getsize(p), []).append(p)
+    pairs = []
+    for group in by_size.values():
+        if len(group) < 2:
+            continue
+        seen: dict[str, str] = {}
+        for p in group:
+            with open(p, "rb") as f:
+                digest = hashlib.sha1(f.read()).hexdigest()
+            if digest in seen:
+                pairs.append((p, seen[digest]))
+            else:
+                seen[digest] = p
+    return pairs

@@ -235,7 +235,7 @@ def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, prod
 
 def _run_train(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
                progress: bool) -> list[Run]:
-    from .vision.train import train
+    from .vision.training import train
 
     # the stage's parameters over the competition's [train] defaults
     result = train(comp, workspace=ws, progress=progress, submit=False, **stage.params)

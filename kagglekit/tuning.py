@@ -212,7 +212,8 @@ def _image_objective(comp: Competition, ws: Workspace, arch: str, image: dict[st
     (``runs/<name>/tune/image-trials``), never mixed with the competition's runs."""
     import optuna
 
-    from .vision.train import search_space, train
+    from .vision.config import search_space
+    from .vision.training import train
 
     opts = dict(image or {})
     n_folds = int(opts.pop("folds", 1))

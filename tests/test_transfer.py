@@ -266,3 +266,21 @@ def test_pretrained_fine_tune_on_real_photos(shared_data, ws, tmp_path):
     history = pd.read_csv(r.run.path / "history.csv")
     assert history.phase.tolist() == ["probe", "stage"]
     assert history.loc[0, "valid_loss"] < 0.4  # the probe alone is already far from chance (0.69)
+
+
+def test_byte_identical_images_are_found(ws):
+    import shutil
+
+    from kagglekit._image_tables import exact_duplicates
+    from kagglekit.folds import get_folds
+    from kagglekit.vision.training import warn_duplicates
+
+    data_dir = _dogs_vs_cats(ws)
+    shutil.copy(data_dir / "train" / "dog.0.jpg", data_dir / "train" / "dog.0(1).jpg")  # as in the real photos
+    shutil.copy(data_dir / "train" / "cat.1.jpg", data_dir / "test1" / "2.jpg")  # a test photo seen in training
+    data = load_data(ws.competition("dvc"), ws)
+    pairs = {tuple(sorted(os.path.basename(p) for p in pair)) for pair in exact_duplicates(
+        data.train["path"].tolist() + data.test["path"].tolist())}
+    assert pairs == {("dog.0(1).jpg", "dog.0.jpg"), ("2.jpg", "cat.1.jpg")}  # same-size files alone are not pairs
+    with pytest.warns(UserWarning, match=r"1 test images are byte-identical to training images"):
+        warn_duplicates(data, get_folds(data, ws))

@@ -66,7 +66,7 @@ def train(
     """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission.
     Unset options come from the competition's [train] table, then from kk's defaults."""
     from ..errors import KKError
-    from ..vision.train import train as run_train
+    from ..vision.training import train as run_train
 
     overrides = _given(arch=arch, epochs=epochs, sizes=sizes, batch_size=batch_size, accum=accum, lr=lr, tta=tta,
                        pretrained=pretrained, weights=weights, folds=folds, seed=seed, device=device,
@@ -102,7 +102,7 @@ def lr_find(competition: str, arch: str = ARCH, sizes: str = SIZES,
             batch_size: int = typer.Option(None, "--batch-size", "-b"), pretrained: str = PRETRAINED,
             weights: str = WEIGHTS) -> None:
     """Learning-rate finder: sweep, suggest fastai's 'valley', save the loss-vs-lr plot."""
-    from ..vision.train import lr_find as run_lr_find
+    from ..vision.lr_finder import lr_find as run_lr_find
 
     suggestion, path = run_lr_find(competition, workspace=workspace(), **_given(
         arch=arch, sizes=sizes, batch_size=batch_size, pretrained=pretrained, weights=weights))
@@ -113,7 +113,7 @@ def lr_find(competition: str, arch: str = ARCH, sizes: str = SIZES,
 def merge(competition: str, runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
           submit: bool = typer.Option(True, "--submit/--no-submit")) -> None:
     """Merge runs that trained different folds of the same config into one run."""
-    from ..vision.train import merge as run_merge
+    from ..vision.training import merge as run_merge
 
     result = run_merge(competition, runs, workspace=workspace(), submit=submit)
     out = console()

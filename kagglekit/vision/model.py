@@ -180,9 +180,11 @@ def init_head(model: Any) -> None:
 
 
 def model_stats(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The mean and std the model was pretrained with (ImageNet's by default)."""
-    cfg = getattr(model, "pretrained_cfg", {}) or {}
-    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+    """The mean and std the model was pretrained with, as timm resolves them."""
+    from timm.data import resolve_model_data_config
+
+    cfg = resolve_model_data_config(model)
+    return tuple(cfg["mean"]), tuple(cfg["std"])
 
 
 def _is_norm(module: Any) -> bool:

@@ -1,0 +1,171 @@
+"""``kk train``'s configuration: the TrainConfig dataclass, how it is resolved from the
+competition's ``[train]`` table and flags, the default image size, the heads, and the phases of
+fastai's fine-tuning."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SpecError
+from ..runs import Run, encode_target, target_info
+from ..spec import Competition
+from .model import Head
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as the run's config)."""
+
+    arch: str = "resnet18"
+    epochs: int = 5
+    sizes: tuple[int, ...] | None = None  # None: the images' own size, at most 224 (never up-sampled)
+    batch_size: int = 32
+    accum: int = 1
+    lr: float | str = 2e-3  # or "auto": the learning-rate finder's suggestion
+    lr_mult: float = 100.0  # body learning rate = lr / lr_mult after unfreezing (pretrained models)
+    weight_decay: float = 0.01
+    freeze_epochs: int = 0  # fastai's frozen epochs (head and norm layers), after the probe
+    probe: bool = True  # pretrained: fit the new head on frozen features first (LP-FT)
+    frozen_bn_stats: bool = True  # pretrained: batch norm keeps its ImageNet statistics while fine-tuning
+    tta: int = 0
+    pretrained: bool | str = "auto"
+    weights: str | None = None
+    folds: tuple[int, ...] | None = None
+    seed: int = 42
+    device: str = "auto"
+    num_workers: int | None = None
+    resize: str | None = None  # squish | crop | pad; default from the spec
+    flip: bool = True
+    aug: float = 1.0  # augmentation strength
+    label_smoothing: float = 0.0
+    skip_bad_images: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lr, str) and self.lr != "auto":
+            try:
+                self.lr = float(self.lr)
+            except ValueError:
+                raise SpecError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
+        if self.accum < 1 or self.batch_size < 1 or self.epochs < 1:
+            raise SpecError("--accum, --batch-size and --epochs must be at least 1")
+        if self.sizes is not None:
+            if not self.sizes:
+                raise SpecError("--sizes: give at least one image size, e.g. 128 or 128,224")
+            self.sizes = tuple(int(s) for s in self.sizes)
+        if self.folds is not None:
+            self.folds = tuple(int(f) for f in self.folds)
+
+
+@dataclass
+class TrainResult:
+    run: Run
+    cv: float
+    cv_no_tta: float | None
+    fold_scores: list[float]
+    folds_done: list[int]
+    seconds: float
+    images_per_second: float
+    submission: Path | None = None
+    holdout: float | None = None
+    per_target: dict[str, float] = field(default_factory=dict)
+    weights_source: str = ""
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_config(comp: Competition, config: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The run's configuration: an explicit ``config`` as given, else TrainConfig's defaults under
+    the competition's ``[train]`` table; ``overrides`` (flags, recipe stages) on top of either."""
+    base = asdict(config) if config is not None else {**asdict(TrainConfig()), **comp.train}
+    values = {**base, **overrides}
+    for k in ("sizes", "folds"):
+        if isinstance(values.get(k), list):
+            values[k] = tuple(values[k])
+    return TrainConfig(**values)
+
+
+def default_size(paths: list[str], cap: int = 224, sample: int = 200) -> int:
+    """The training size when none is given: the median shorter side of (up to ``sample`` of) the
+    training images, at most ``cap``. 28-px digits train at 28 px, not up-sampled to 224; photos
+    train at 224, the size ImageNet weights were trained at. Reads file headers only."""
+    from PIL import Image
+
+    step = max(1, len(paths) // sample)
+    sides = []
+    for p in paths[::step]:
+        try:
+            with Image.open(p) as im:
+                sides.append(min(im.size))
+        except OSError:
+            continue
+    return int(min(cap, np.median(sides))) if sides else cap
+
+
+def default_workers() -> int:
+    """DataLoader worker processes: none on a 2-core machine (the model needs both cores),
+    otherwise up to 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores <= 2 else min(4, cores - 1)
+
+
+def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.ndarray]:
+    """One slice of the model's outputs per target, and the (n, targets) target matrix."""
+    info = target_info(comp, train)
+    heads, cols, start = [], [], 0
+    for t in comp.targets:
+        if t.task == "multilabel":
+            raise SpecError(f"{comp.spec_file}: target {t.name!r} is multilabel, not yet supported by kk train")
+        classes = info[t.name]["classes"]
+        y = encode_target(train[t.name], classes).astype(np.float32)
+        if classes is None:
+            mean, std = float(y.mean()), float(y.std() or 1.0)
+            heads.append(Head(t.name, start, 1, None, mean, std, t.submit))
+            y = (y - mean) / std
+            start += 1
+        else:
+            heads.append(Head(t.name, start, len(classes), tuple(classes), submit=t.submit))
+            start += len(classes)
+        cols.append(y)
+    return heads, np.column_stack(cols).astype(np.float32)
+
+
+def phases(cfg: TrainConfig, pretrained: bool) -> list[tuple[str, int, int]]:
+    """(kind, size, epochs) per one-cycle phase: a frozen epoch first for pretrained models, then
+    the progressive-resizing stages, epochs split across them."""
+    assert cfg.sizes is not None
+    n = len(cfg.sizes)
+    per = [cfg.epochs // n + (1 if i < cfg.epochs % n else 0) for i in range(n)]
+    phases = []
+    if pretrained and cfg.probe:
+        phases.append(("probe", cfg.sizes[0], 1))
+    if pretrained and cfg.freeze_epochs > 0:
+        phases.append(("frozen", cfg.sizes[0], cfg.freeze_epochs))
+    return phases + [("stage", s, e) for s, e in zip(cfg.sizes, per, strict=True) if e > 0]
+
+
+def schedule(kind: str, pretrained: bool) -> dict[str, float]:
+    """fastai's one-cycle settings: ``fine_tune`` trains the head with pct_start 0.99, then the whole
+    model with pct_start 0.3 and div 5; ``fit_one_cycle`` from scratch uses 0.25 and 25."""
+    if kind == "frozen":
+        return {"pct_start": 0.99, "div": 25.0}
+    return {"pct_start": 0.3, "div": 5.0} if pretrained else {"pct_start": 0.25, "div": 25.0}
+
+
+def search_space(trial: Any, max_epochs: int = 6) -> dict[str, Any]:
+    """What ``kk tune`` searches for an image model: learning rate, epochs, augmentation strength."""
+    return {"lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+            "epochs": trial.suggest_int("epochs", 1, max_epochs),
+            "aug": trial.suggest_float("aug", 0.0, 1.5)}

@@ -1,0 +1,160 @@
+"""One fold of ``kk train``: its phases (probe, frozen epochs, progressive-resizing stages), a
+checkpoint after every epoch, and its predictions with and without TTA."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import CompetitionData
+from ..metrics import get_metric
+from ..runs import score_predictions
+from .config import TrainConfig, phases, schedule, seed_everything
+from .loaders import Loaders, tta_predict
+from .model import Head, create_vision_model, model_stats, set_body_trainable, split_outputs
+
+
+class Checkpointer:
+    """A fold's checkpoints: ``best.pt`` (the weights of the best epoch by the competition's metric,
+    and the size it was validated at) and ``last.pt`` (everything resume needs, as plain tensors
+    and numbers: ``torch.load(weights_only=True)`` reads it and runs no code)."""
+
+    def __init__(self, fold_dir: Path, metric_name: str, default_size: int):
+        import torch
+
+        self.last, self.best_path = fold_dir / "last.pt", fold_dir / "best.pt"
+        self.metric = get_metric(metric_name)
+        self.state = torch.load(self.last, weights_only=True) if self.last.is_file() else None
+        s = self.state or {}
+        self.best: float | None = s.get("best")
+        self.best_size: int = s.get("best_size", default_size)
+        self.history: list[dict[str, Any]] = s.get("history", [])
+
+    def resume_point(self, phase: int) -> tuple[int, dict[str, Any] | None] | None:
+        """(first epoch, optimizer state) of ``phase``; None when it already finished."""
+        if self.state is None:
+            return 0, None
+        if phase < self.state["phase"]:
+            return None
+        if phase == self.state["phase"]:
+            return self.state["epoch"] + 1, self.state
+        return 0, None
+
+    def epoch_end(self, model: Any, learner: Any, row: dict[str, Any], phase: int) -> None:
+        import torch
+
+        self.history.append(row)
+        if self.best is None or self.metric.better(row["cv"], self.best):
+            self.best, self.best_size = row["cv"], row["size"]  # predictions later use the size it was validated at
+            torch.save(model.state_dict(), self.best_path)
+        tmp = self.last.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": learner.opt.state_dict() if learner.opt else {},
+                    "scheduler": learner.sched.state_dict() if learner.sched else {}, "phase": phase,
+                    "epoch": row["epoch"], "best": self.best, "best_size": self.best_size,
+                    "history": self.history}, tmp)
+        os.replace(tmp, self.last)
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None)
+
+
+def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, *, cfg: TrainConfig,
+               data: CompetitionData, heads: list[Head], y: np.ndarray, images: list[np.ndarray],
+               test_images: list[np.ndarray], lr: float, fold_dir: Path,
+               log: Callable[[dict[str, Any]], None], progress: bool) -> dict[str, Any]:
+    """Train one fold (resuming from its last checkpoint when there is one); returns its predictions."""
+
+    from .learner import Learner, resolve_device
+
+    done = fold_dir / "preds.npz"
+    if done.is_file():
+        return dict(np.load(done, allow_pickle=False))
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed + fold)
+    comp = data.comp
+    assert cfg.sizes is not None
+    model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights)
+    pretrained = source != "random init"
+    mean, std = model_stats(model)
+    learner = Learner(model, heads, resolve_device(cfg.device), cfg.accum, cfg.label_smoothing,
+                      frozen_bn_stats=pretrained and cfg.frozen_bn_stats)
+    resize = cfg.resize or (comp.image.resize if comp.image else "squish")
+    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold)
+    targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
+    valid_rows = data.train.iloc[va].reset_index(drop=True)
+    ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1])
+    if ckpt.state is not None:
+        model.load_state_dict(ckpt.state["model"])
+    for pi, (kind, size, epochs) in enumerate(phases(cfg, pretrained)):
+        point = ckpt.resume_point(pi)
+        if point is None or point[0] >= epochs:
+            continue
+        start_epoch, state = point
+        set_body_trainable(model, kind not in ("frozen", "probe"))
+        train_loader = loaders(tr, size, train=True)
+        valid_loader = loaders(va, size, train=False)
+        phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
+        body_lr = phase_lr / cfg.lr_mult if pretrained and kind != "frozen" else phase_lr
+        bar = _bar(progress, len(train_loader), f"fold {fold} {kind} {size}px")
+        learner.on_batch = None if bar is None else (
+            lambda loss, bar=bar: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
+
+        def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size, pi=pi,
+                     bar=bar, valid_loader=valid_loader) -> None:
+            raw = learner.predict(valid_loader)
+            scores = score_predictions(comp, valid_rows, split_outputs(raw, heads), targets)
+            row = {"fold": fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
+                   "valid_loss": learner.loss_of(raw, y[va]), **{k: float(v) for k, v in scores.items()},
+                   "images_per_s": seen / seconds, "seconds": seconds}
+            ckpt.epoch_end(model, learner, row, pi)
+            log(row)  # after the checkpoint: an interruption here loses nothing
+            if bar is not None:
+                bar.reset()
+
+        if kind == "probe":  # the head fitted on frozen features: seconds, not an epoch
+            t = time.perf_counter()
+            feats, feat_y = learner.features(loaders(tr, size, train=False), flip=cfg.flip)
+            learner.opt, learner.sched = None, None
+            on_epoch(0, learner.fit_head(feats, feat_y), len(feats), time.perf_counter() - t)
+        else:
+            learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
+                                  **schedule(kind, pretrained), start_epoch=start_epoch, state=state)
+        if bar is not None:
+            bar.close()
+    return _predict_fold(learner, model, ckpt, loaders, Loaders(test_images, None, cfg, mean, std, resize,
+                                                                cfg.seed + fold),
+                         va, test_idx, cfg.tta, heads, source, fold_dir)
+
+
+def _predict_fold(learner: Any, model: Any, ckpt: Checkpointer, loaders: Loaders, test_loaders: Loaders,
+                  va: np.ndarray, test_idx: np.ndarray, tta: int, heads: list[Head], source: str,
+                  fold_dir: Path) -> dict[str, Any]:
+    """The best epoch's weights predict the validation fold and the test set at the size that epoch
+    was validated at; written atomically to ``preds.npz``, which marks the fold done."""
+    import torch
+
+    model.load_state_dict(torch.load(ckpt.best_path, weights_only=True))
+    oof, oof_tta = tta_predict(learner, loaders, va, ckpt.best_size, tta, heads)
+    test, test_tta = tta_predict(learner, test_loaders, test_idx, ckpt.best_size, tta, heads)
+    out: dict[str, Any] = {"valid_idx": va, "weights_source": np.array(source), "best_size": np.array(ckpt.best_size),
+                           "best_score": np.array(ckpt.best)}
+    for h in heads:
+        out[f"oof:{h.name}"], out[f"test:{h.name}"] = oof[h.name], test[h.name]
+        if oof_tta is not None and test_tta is not None:
+            out[f"oof_tta:{h.name}"], out[f"test_tta:{h.name}"] = oof_tta[h.name], test_tta[h.name]
+    pd.DataFrame(ckpt.history).to_csv(fold_dir / "history.csv", index=False)
+    np.savez(fold_dir / ".preds.tmp.npz", **out)
+    os.replace(fold_dir / ".preds.tmp.npz", fold_dir / "preds.npz")
+    ckpt.last.unlink(missing_ok=True)  # the finished fold keeps best.pt only
+    return out

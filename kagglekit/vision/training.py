@@ -1,0 +1,267 @@
+"""``kk train`` and ``kk merge``: k-fold fine-tuning of a timm CNN into a run of the run store.
+
+Per fold (see :mod:`.fold`): for pretrained models the new head is first fitted on frozen
+features (a linear probe), then every stage of progressive resizing is its own one-cycle schedule
+with discriminative learning rates; the best epoch's weights predict the validation fold (OOF) and
+the test set, with and without TTA. Each fold writes ``fold_<k>/preds.npz`` as soon as it
+finishes, and a checkpoint after every epoch, so ``--resume`` continues an interrupted run and
+``kk merge`` assembles folds trained on different machines.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import CompetitionData, load_data
+from ..errors import RunError, SpecError
+from ..folds import Folds, get_folds
+from ..runs import (
+    Run,
+    RunStore,
+    RunWriter,
+    encode_target,
+    score_predictions,
+    target_info,
+    to_frame,
+    write_json,
+)
+from ..spec import Competition
+from ..submissions import submission_from_run
+from ..workspace import Workspace
+from .config import TrainConfig, TrainResult, default_size, make_heads, resolve_config
+from .fold import train_fold
+from .model import Head
+
+
+def assemble(writer_path: Path, data: CompetitionData, folds: Folds, heads: list[Head],
+             fold_preds: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """OOF (NaN for folds not run) and fold-averaged test predictions, with and without TTA."""
+    comp = data.comp
+    n, m = len(data.train), len(data.test)
+    has_tta = all(f"oof_tta:{heads[0].name}" in p for p in fold_preds.values())
+    out: dict[str, Any] = {}
+    for variant in ("plain", "tta") if has_tta else ("plain",):
+        key = "" if variant == "plain" else "_tta"
+        oof, test = {}, {}
+        for h in heads:
+            shape = (n, len(h.classes)) if h.classes else (n,)
+            o = np.full(shape, np.nan)
+            t = np.zeros((m, len(h.classes)) if h.classes else (m,))
+            for p in fold_preds.values():
+                o[p["valid_idx"]] = p[f"oof{key}:{h.name}"]
+                t += p[f"test{key}:{h.name}"] / len(fold_preds)
+            oof[h.name], test[h.name] = o, t
+        out[variant] = (oof, test)
+    targets = target_info(comp, data.train)
+    rows = np.flatnonzero(np.isin(folds.fold, sorted(fold_preds)))
+    scores = {}
+    for variant, (oof, _) in out.items():
+        scores[variant] = score_predictions(comp, data.train, oof, targets, rows=rows)
+        scores[variant + "_folds"] = [
+            score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
+            for f in sorted(fold_preds)]
+    return {"variants": out, "scores": scores, "targets": targets, "best": "tta" if has_tta else "plain"}
+
+
+def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: Folds, heads: list[Head],
+                fold_preds: dict[int, dict[str, Any]], cfg: TrainConfig, started: float,
+                images_per_second: float) -> tuple[Run, dict[str, Any]]:
+    comp = data.comp
+    res = assemble(writer.path, data, folds, heads, fold_preds)
+    oof, test = res["variants"][res["best"]]
+    writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, res["targets"]),
+                            to_frame(data.test[comp.id_column], comp.id_column, test, res["targets"]))
+    s = res["scores"]
+    best = s[res["best"]]
+    writer.save_scores({
+        "cv": best["cv"], "cv_std": float(np.std(s[res["best"] + "_folds"])), "folds": s[res["best"] + "_folds"],
+        "cv_no_tta": s["plain"]["cv"], "per_target": {k: v for k, v in best.items() if k != "cv"},
+        "tta": cfg.tta})
+    history = [pd.read_csv(writer.path / f"fold_{f}" / "history.csv") for f in sorted(fold_preds)
+               if (writer.path / f"fold_{f}" / "history.csv").is_file()]
+    if history:
+        pd.concat(history).to_csv(writer.path / "history.csv", index=False)
+    from .plots import confusion_matrix_png, top_losses_png
+
+    sub_heads = [h for h in heads if h.submit and h.classes]
+    if sub_heads:
+        h = sub_heads[0]
+        rows = np.flatnonzero(~np.isnan(oof[h.name]).any(axis=1))
+        y_idx = encode_target(data.train[h.name], list(h.classes))[rows]
+        confusion_matrix_png(y_idx, oof[h.name][rows].argmax(1), list(h.classes), writer.path / "confusion_matrix.png",
+                             f"{comp.name}: {h.name} (OOF)")
+        if "path" in data.train.columns:
+            top_losses_png(data.train["path"].to_numpy()[rows], y_idx, oof[h.name][rows], list(h.classes),
+                           writer.path / "top_losses.png")
+    run = writer.finish(comp, ws, fold_id=folds.id, targets=res["targets"],
+                        timings={"train_s": round(time.time() - started, 2), "images_per_s": images_per_second},
+                        extra={"folds_done": sorted(fold_preds), "arch": cfg.arch})
+    return run, res
+
+
+def warn_duplicates(data: CompetitionData, folds: Folds) -> list[str]:
+    """Warn about byte-identical images: training copies in different folds (an optimistic CV) and
+    test images identical to training images (a leak). Returns the warnings."""
+    from .._image_tables import exact_duplicates
+
+    train_paths, test_paths = data.train["path"].tolist(), data.test["path"].tolist()
+    where = {p: i for i, p in enumerate(train_paths)}
+    pairs = exact_duplicates(train_paths + test_paths)
+    split = [(a, b) for a, b in pairs if a in where and b in where and folds.fold[where[a]] != folds.fold[where[b]]]
+    leaks = [(a, b) for a, b in pairs if (a in where) != (b in where)]
+    messages = []
+    if split:
+        messages.append(f"{len(split)} training images are byte-identical copies of others in another fold (e.g. "
+                        f"{split[0][0]} = {split[0][1]}): the CV is slightly optimistic; remove the copies")
+    if leaks:
+        messages.append(f"{len(leaks)} test images are byte-identical to training images (e.g. {leaks[0][0]} = "
+                        f"{leaks[0][1]}): their labels are known")
+    for m in messages:
+        warnings.warn(m, stacklevel=3)
+    return messages
+
+
+def train(competition: str | Competition, config: TrainConfig | None = None, *, workspace: Workspace | None = None,
+          resume: str | None = None, progress: bool = False, log: Callable[[dict[str, Any]], None] | None = None,
+          submit: bool = True, **overrides: Any) -> TrainResult:
+    """Fine-tune ``config.arch`` on every fold (or ``config.folds``) and store the run."""
+    t0 = time.perf_counter()
+    ws = workspace or Workspace.for_competition(competition)
+    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    if comp.kind != "image":
+        raise SpecError(f"{comp.name} is a tabular competition; use 'kk baseline {comp.name}' instead of train")
+    store = RunStore(ws, comp.name)
+    if resume:
+        run = store.get(resume)
+        if run.complete:
+            raise RunError(f"run {resume} is already complete; nothing to resume")
+        cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in run.config.items()
+                             if k in TrainConfig.__dataclass_fields__})
+        writer = RunWriter(run.path)
+    else:
+        cfg = resolve_config(comp, config, overrides)
+        writer = None
+    import torch
+
+    from .data import load_images
+    from .lr_finder import auto_lr
+    from .model import check_arch
+
+    check_arch(cfg.arch)
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    data = load_data(comp, ws)
+    if cfg.sizes is None:
+        cfg.sizes = (default_size(data.train["path"].tolist()),)
+    folds = get_folds(data, ws)
+    warn_duplicates(data, folds)
+    run_folds = list(cfg.folds) if cfg.folds is not None else list(range(folds.k))
+    bad = [f for f in run_folds if not 0 <= f < folds.k]
+    if bad:
+        raise SpecError(f"--folds: fold {bad[0]} does not exist; folds are 0..{folds.k - 1}")
+    heads, y = make_heads(comp, data.train)
+    if "path" not in data.test.columns:
+        raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be found")
+    cache = ws.cache_dir / comp.name / "images"
+    images = load_images(data.train["path"].tolist(), max(cfg.sizes), cache, skip_bad=cfg.skip_bad_images,
+                         progress=progress)
+    test_images = load_images(data.test["path"].tolist(), max(cfg.sizes), cache, skip_bad=cfg.skip_bad_images,
+                              progress=progress)
+    blank = np.zeros((max(cfg.sizes), max(cfg.sizes), 3), np.uint8)
+    bad_train = {i for i, im in enumerate(images) if im is None}
+    images = [blank if im is None else im for im in images]
+    test_images = [blank if im is None else im for im in test_images]
+    if writer is None:
+        writer = store.create("image", cfg.arch, {**asdict(cfg), "models": [cfg.arch]})
+    lr = cfg.lr
+    if lr == "auto":
+        lr = auto_lr(cfg, data, heads, y, images, folds, writer.path)
+    log = log or (lambda row: None)
+    fold_preds: dict[int, dict[str, Any]] = {}
+    seen_total, train_seconds = 0, 0.0
+    test_idx = np.arange(len(data.test))
+    for f, tr, va in folds.split(run_folds):
+        tr = np.array([i for i in tr if i not in bad_train]) if bad_train else tr
+
+        def counting_log(row: dict[str, Any]) -> None:
+            nonlocal seen_total, train_seconds
+            if row["phase"] != "probe":  # throughput is of training steps
+                seen_total += int(round(row["images_per_s"] * row["seconds"]))
+                train_seconds += row["seconds"]
+            log(row)
+
+        fold_preds[f] = train_fold(f, tr, va, test_idx, cfg=cfg, data=data, heads=heads, y=y, images=images,
+                                   test_images=test_images, lr=float(lr), fold_dir=writer.path / f"fold_{f}",
+                                   log=counting_log, progress=progress)
+    ips = seen_total / train_seconds if train_seconds else 0.0
+    write_json(writer.path / "lr.json", {"lr": float(lr)})
+    run, res = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time() - (time.perf_counter() - t0),
+                           ips)
+    scores = run.scores
+    result = TrainResult(run, scores["cv"], scores.get("cv_no_tta") if cfg.tta else None, scores["folds"],
+                         sorted(fold_preds), time.perf_counter() - t0, ips, per_target=scores.get("per_target", {}),
+                         weights_source=str(next(iter(fold_preds.values()))["weights_source"]))
+    if submit and len(fold_preds) == folds.k:
+        result.submission = submission_from_run(data, ws, run)
+        result.holdout = run.scores.get("holdout")
+    return result
+
+
+def merge(competition: str, run_ids: list[str], *, workspace: Workspace | None = None,
+          submit: bool = True) -> TrainResult:
+    """``kk merge``: assemble the folds of runs trained separately (same config but ``folds``)."""
+    t0 = time.perf_counter()
+    ws = workspace or Workspace.find()
+    comp = ws.competition(competition)
+    store = RunStore(ws, comp.name)
+    runs = [store.get(r) for r in run_ids]
+    if len(runs) < 2:
+        raise RunError("kk merge needs at least two runs")
+
+    def key(r: Run) -> dict[str, Any]:
+        return {k: v for k, v in r.config.items() if k not in ("folds", "device", "num_workers")}
+
+    for r in runs[1:]:
+        if key(r) != key(runs[0]):
+            diff = sorted(k for k in set(key(r)) | set(key(runs[0])) if key(r).get(k) != key(runs[0]).get(k))
+            raise RunError(f"cannot merge {runs[0].id} and {r.id}: their configs differ in {', '.join(diff)}")
+        if r.meta.get("fold_id") != runs[0].meta.get("fold_id"):
+            raise RunError(f"cannot merge {runs[0].id} and {r.id}: they use different fold assignments")
+    data = load_data(comp, ws)
+    folds = get_folds(data, ws)
+    if runs[0].meta.get("fold_id") != folds.id:
+        raise RunError(f"runs were trained on fold assignment {runs[0].meta.get('fold_id')}, the data now gives "
+                       f"{folds.id}")
+    fold_preds: dict[int, dict[str, Any]] = {}
+    for r in runs:
+        for f in r.meta.get("folds_done", []):
+            if f in fold_preds:
+                raise RunError(f"fold {f} is in more than one of the runs; merge runs with disjoint --folds")
+            fold_preds[f] = dict(np.load(r.path / f"fold_{f}" / "preds.npz", allow_pickle=False))
+    cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in runs[0].config.items()
+                         if k in TrainConfig.__dataclass_fields__})
+    cfg.folds = tuple(sorted(fold_preds))
+    heads, _ = make_heads(comp, data.train)
+    writer = store.create("image", f"{cfg.arch}-merged", {**asdict(cfg), "models": [cfg.arch],
+                                                           "merged_from": [r.id for r in runs]})
+
+    for r in runs:
+        for f in r.meta.get("folds_done", []):
+            shutil.copytree(r.path / f"fold_{f}", writer.path / f"fold_{f}")
+    run, _ = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time(), 0.0)
+    s = run.scores
+    result = TrainResult(run, s["cv"], s.get("cv_no_tta"), s["folds"], sorted(fold_preds), time.perf_counter() - t0,
+                         0.0, per_target=s.get("per_target", {}))
+    if submit and len(fold_preds) == folds.k:
+        result.submission = submission_from_run(data, ws, run)
+        result.holdout = run.scores.get("holdout")
+    return result
