@@ -148,6 +148,11 @@ def test_valley_on_a_known_curve():
     losses = np.concatenate([np.full(20, 2.0), np.linspace(2.0, 0.5, 30), np.linspace(0.5, 5, 20)])
     s = valley(lrs, losses)
     assert lrs[20] < s < lrs[49]  # inside the descending stretch
+    # a plateau that drifts down by rounding (a zero-initialised head starts at ln C) is not the valley
+    drift = np.concatenate([np.log(2) - np.arange(40) * 1e-6, np.linspace(np.log(2), 0.45, 20),
+                            np.linspace(0.45, 1.8, 10)])
+    lrs = np.logspace(-7, 1, 70)
+    assert lrs[40] < valley(lrs, drift) < lrs[59]
 
 
 def test_progressive_resizing_tta_and_resume(ws):
