@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError, did_you_mean
+from .errors import DataError, did_you_mean, missing_both_ways
 from .spec import Competition
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -103,15 +103,9 @@ def test_ids(imgs: list[Path], data_dir: Path, sample_ids: pd.Series | None, sam
             lookup = dict(zip(want, sample_ids, strict=True))
             return [lookup[i] for i in ids]  # the sample's own values (and dtype): 1, not "1"
     best = max(forms, key=lambda k: len(wanted & set(forms[k])))
-    no_image = sorted(wanted - set(forms[best]))
-    no_id = sorted(set(forms[best]) - wanted)
-    detail = []
-    if no_image:
-        detail.append(f"{len(no_image)} sample ids have no image (e.g. {no_image[0]!r})")
-    if no_id:
-        detail.append(f"{len(no_id)} images have no sample id (e.g. {no_id[0]!r} by {best})")
+    detail = missing_both_ways(set(forms[best]), f"images (by {best})", wanted, "sample ids") or "repeated names"
     raise DataError(f"{sample_file}: its ids do not match the {len(imgs)} images in {folder} one-to-one by file name, "
-                    f"stem or path: {'; '.join(detail) or 'repeated names'}. Point [image] test_dir at the folder "
+                    f"stem or path: {detail}. Point [image] test_dir at the folder "
                     "of the test images the sample submission lists")
 
 

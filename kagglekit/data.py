@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError, did_you_mean
+from .errors import DataError, did_you_mean, missing_both_ways
 from .spec import Competition
 from .workspace import Workspace
 
@@ -111,13 +111,8 @@ def check_same_ids(test_ids: pd.Series, test_file: Path, sample_ids: pd.Series, 
     a, b = set(test_ids.astype(str)), set(sample_ids.astype(str))
     if a == b:
         return
-    only_test, only_sample = sorted(a - b), sorted(b - a)
-    parts = []
-    if only_sample:
-        parts.append(f"{len(only_sample)} ids of {sample_file.name} are not in {test_file.name} (e.g. {only_sample[0]!r})")
-    if only_test:
-        parts.append(f"{len(only_test)} ids of {test_file.name} are not in {sample_file.name} (e.g. {only_test[0]!r})")
-    raise DataError(f"{sample_file}: the sample submission's ids do not match the test rows: {'; '.join(parts)}. "
+    raise DataError(f"{sample_file}: the sample submission's ids do not match the test rows: "
+                    f"{missing_both_ways(a, f'ids of {test_file.name}', b, f'ids of {sample_file.name}')}. "
                     "A submission needs one prediction per sample id: check the id column and the files in [files]")
 
 

@@ -43,3 +43,13 @@ def one_of(choices: Iterable[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def missing_both_ways(a: set[str], a_name: str, b: set[str], b_name: str) -> str:
+    """'N of a are not in b (e.g. x); M of b are not in a (e.g. y)': what two id sets lack."""
+    parts = []
+    for src, src_name, other, other_name in ((b, b_name, a, a_name), (a, a_name, b, b_name)):
+        extra = sorted(src - other)
+        if extra:
+            parts.append(f"{len(extra)} {src_name} are not in {other_name} (e.g. {extra[0]!r})")
+    return "; ".join(parts)
