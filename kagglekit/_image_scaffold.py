@@ -150,7 +150,7 @@ def render_image(slug: str, name: str, found: dict[str, Any], id_col: str, targe
             lines.append(f"{key} = '{value}'")
         else:
             lines.append(f'{key} = "{value}"')
-    lines += ['resize = "squish"                # or crop / pad for validation and test images', ""]
+    lines += ['resize = "auto"                  # pretrained: the model\'s centre crop; or squish / crop / pad', ""]
     if submission:
         lines += ["[submission]", f"columns = [{', '.join(chr(34) + c + chr(34) for c in submission)}]", ""]
     lines += [

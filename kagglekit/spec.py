@@ -23,7 +23,7 @@ IMAGE_LAYOUTS = ("csv", "folder", "filename")
 TRAIN_KEYS = ("arch", "epochs", "sizes", "batch_size", "accum", "lr", "lr_mult", "weight_decay", "freeze_epochs",
               "probe", "frozen_bn_stats", "tta", "pretrained", "weights", "seed", "resize", "flip", "aug",
               "label_smoothing", "folds")
-RESIZE_METHODS = ("squish", "crop", "pad")
+RESIZE_METHODS = ("auto", "squish", "crop", "pad")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -90,7 +90,7 @@ class ImageSpec:
     train_dirs: tuple[str, ...] = ()  # folder/filename layouts: folders of training images
     test_dir: str | None = None  # folder/filename layouts: folder of unlabelled test images
     label_regex: str | None = None  # filename layout: its first group (or group 'label') is the label
-    resize: str = "squish"
+    resize: str = "auto"  # pretrained: the model's own centre crop; from scratch: squish
 
 
 @dataclass(frozen=True)
@@ -353,7 +353,7 @@ def _parse_image(img_t: _Table) -> ImageSpec:
         test_path=img_t.get("test_path", str, None),
         train_dirs=img_t.str_list("train_dirs"),
         test_dir=img_t.get("test_dir", str, None),
-        resize=img_t.get("resize", str, "squish", choices=RESIZE_METHODS),
+        resize=img_t.get("resize", str, "auto", choices=RESIZE_METHODS),
         label_regex=img_t.get("label_regex", str, None),
     )
     if layout == "csv" and not image.train_path:

@@ -284,3 +284,26 @@ def test_byte_identical_images_are_found(ws):
     assert pairs == {("dog.0(1).jpg", "dog.0.jpg"), ("2.jpg", "cat.1.jpg")}  # same-size files alone are not pairs
     with pytest.warns(UserWarning, match=r"1 test images are byte-identical to training images"):
         warn_duplicates(data, get_folds(data, ws))
+
+
+def test_pretrained_models_see_their_own_centre_crop_and_scratch_models_the_whole_image():
+    from kagglekit.vision.data import build_transforms
+    from kagglekit.vision.model import resize_policy
+
+    assert resize_policy("auto", "tf_efficientnet_lite0", True) == ("crop", 0.875)
+    assert resize_policy("auto", "resnet18.a1_in1k", True) == ("crop", 0.95)  # the tag's own crop
+    assert resize_policy("auto", "tf_efficientnet_lite0", False) == ("squish", 1.0)
+    assert resize_policy("crop", "tf_efficientnet_lite0", False) == ("crop", 1.0)
+    assert resize_policy("pad", "tf_efficientnet_lite0", True) == ("pad", 1.0)
+
+    # a 4:3 photo whose columns are numbered: the centre crop keeps the aspect and the middle
+    img = np.repeat(np.repeat(np.arange(320, dtype=np.float32)[None, :, None] / 320 * 255, 240, 0), 3, 2)
+    img = img.astype(np.uint8)
+    ident = ((0.0,) * 3, (1 / 255,) * 3)
+    crop = build_transforms(112, *ident, train=False, resize="crop", crop_pct=0.875)(image=img)["image"]
+    squish = build_transforms(112, *ident, train=False, resize="squish")(image=img)["image"]
+    assert crop.shape == squish.shape == (112, 112, 3)
+    # shorter side 240 -> 128 (112 / 0.875), width 320 -> 171; the centre 112 columns span ~49% of
+    # the width around the middle, where squish spans all of it
+    assert 0.22 * 255 < crop[0, 0, 0] < 0.3 * 255 and 0.7 * 255 < crop[0, -1, 0] < 0.78 * 255
+    assert squish[0, 0, 0] < 0.02 * 255 and squish[0, -1, 0] > 0.98 * 255

@@ -57,7 +57,7 @@ def train(
     seed: int = typer.Option(None, "--seed"),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda"),
     workers: int = typer.Option(None, "--workers", help="DataLoader worker processes (default: sized to the machine)"),
-    resize: str = typer.Option(None, "--resize", help="valid/test resize: squish, crop or pad (default: the spec's)"),
+    resize: str = typer.Option(None, "--resize", help="valid/test resize: auto, squish, crop or pad (default: the spec's; auto = the pretrained model's centre crop)"),
     flip: bool = typer.Option(None, "--flip/--no-flip", help="horizontal flips in augmentation"),
     skip_bad_images: bool = typer.Option(None, "--skip-bad-images", help="skip unreadable images with a warning"),
     resume: str = typer.Option(None, "--resume", help="continue an interrupted run from its last finished epoch"),

@@ -41,7 +41,7 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     num_workers: int | None = None
-    resize: str | None = None  # squish | crop | pad; default from the spec
+    resize: str | None = None  # auto | squish | crop | pad; default from the spec
     flip: bool = True
     aug: float = 1.0  # augmentation strength
     label_smoothing: float = 0.0
@@ -112,6 +112,21 @@ def default_size(paths: list[str], cap: int = 224, sample: int = 200) -> int:
         except OSError:
             continue
     return int(min(cap, np.median(sides))) if sides else cap
+
+
+def resize_method(cfg: TrainConfig, comp: Competition) -> str:
+    """The resize method asked for: the flag, else the spec's ``[image] resize``, else auto."""
+    return cfg.resize or (comp.image.resize if comp.image else "auto")
+
+
+def cache_side(cfg: TrainConfig, comp: Competition) -> int:
+    """Shorter side of the cached images: the largest size, or more when a pretrained model's
+    centre crop needs the margin around it (224 / 0.875 = 256)."""
+    from .model import resize_policy
+
+    assert cfg.sizes is not None
+    _, crop_pct = resize_policy(resize_method(cfg, comp), cfg.arch, cfg.pretrained is not False)
+    return max(max(cfg.sizes), round(max(cfg.sizes) / crop_pct))
 
 
 def default_workers() -> int:

@@ -22,7 +22,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks 
 
 def _cache_key(path: str, size: int) -> str:
     st = os.stat(path)
-    return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{size}".encode()).hexdigest()
+    key = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{size}|bicubic"
+    return hashlib.sha1(key.encode()).hexdigest()
 
 
 def _load_one(path: str, size: int, cache_dir: Path | None) -> np.ndarray:
@@ -38,7 +39,9 @@ def _load_one(path: str, size: int, cache_dir: Path | None) -> np.ndarray:
         w, h = im.size
         scale = size / min(w, h)
         if scale < 1:
-            im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+            # bicubic (antialiased when shrinking), as timm's pretrained models were evaluated:
+            # measured 0.992 vs 0.988 frozen-feature accuracy on dogs vs cats for bilinear
+            im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
         arr = np.asarray(im)
     if cached is not None:
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")
@@ -79,10 +82,13 @@ def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, s
 
 
 def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...], *, train: bool,
-                     resize: str = "squish", flip: bool = True, strength: float = 1.0, seed: int | None = None):
+                     resize: str = "squish", crop_pct: float = 1.0, flip: bool = True, strength: float = 1.0,
+                     seed: int | None = None, mirror: bool = False):
     """albumentations pipelines. Train: random resized crop (scale 0.75-1), flips, small affine,
-    brightness/contrast. Valid/test: resize to ``size`` by squish, crop or pad. albumentations 2.x
-    ignores the global seeds: ``seed`` makes its random draws reproducible."""
+    brightness/contrast. Valid/test: resize to ``size`` by squish, pad or crop (shorter side to
+    ``size / crop_pct``, then the centre ``size`` x ``size``: timm's evaluation transform).
+    ``mirror`` flips the validation transform's output left-right (TTA's deterministic view).
+    albumentations 2.x ignores the global seeds: ``seed`` makes its random draws reproducible."""
     import albumentations as A
     import cv2
 
@@ -96,12 +102,19 @@ def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
                              translate_percent=(-0.05 * strength, 0.05 * strength), p=0.5),
                     A.RandomBrightnessContrast(brightness_limit=0.2 * strength, contrast_limit=0.2 * strength, p=0.5)]
         return A.Compose([*ops, norm], seed=seed)
+    # bicubic, as timm's pretrained models were evaluated; area averaging when shrinking. (The
+    # cache never enlarges, so small photos are enlarged here: INTER_AREA alone enlarges blockily,
+    # measured 0.986 vs 0.990-0.994 frozen-feature accuracy on dogs vs cats.)
+    interp = {"interpolation": cv2.INTER_CUBIC, "area_for_downscale": "image"}
     if resize == "crop":
-        ops = [A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)]
+        ops = [A.SmallestMaxSize(max_size=max(size, round(size / crop_pct)), **interp), A.CenterCrop(size, size)]
     elif resize == "pad":
-        ops = [A.LongestMaxSize(max_size=size), A.PadIfNeeded(size, size, border_mode=cv2.BORDER_CONSTANT, fill=0)]
+        ops = [A.LongestMaxSize(max_size=size, **interp),
+               A.PadIfNeeded(size, size, border_mode=cv2.BORDER_CONSTANT, fill=0)]
     else:
-        ops = [A.Resize(size, size)]
+        ops = [A.Resize(size, size, **interp)]
+    if mirror:
+        ops.append(A.HorizontalFlip(p=1.0))
     return A.Compose([*ops, norm])
 
 

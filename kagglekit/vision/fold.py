@@ -15,9 +15,16 @@ import pandas as pd
 from ..data import CompetitionData
 from ..metrics import get_metric
 from ..runs import score_predictions
-from .config import TrainConfig, phases, schedule, seed_everything
+from .config import TrainConfig, phases, resize_method, schedule, seed_everything
 from .loaders import Loaders, tta_predict
-from .model import Head, create_vision_model, model_stats, set_body_trainable, split_outputs
+from .model import (
+    Head,
+    create_vision_model,
+    model_stats,
+    resize_policy,
+    set_body_trainable,
+    split_outputs,
+)
 
 
 class Checkpointer:
@@ -89,7 +96,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     mean, std = model_stats(model)
     learner = Learner(model, heads, resolve_device(cfg.device), cfg.accum, cfg.label_smoothing,
                       frozen_bn_stats=pretrained and cfg.frozen_bn_stats)
-    resize = cfg.resize or (comp.image.resize if comp.image else "squish")
+    resize = resize_policy(resize_method(cfg, comp), cfg.arch, pretrained)
     loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold)
     targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
     valid_rows = data.train.iloc[va].reset_index(drop=True)

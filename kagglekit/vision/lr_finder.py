@@ -12,9 +12,17 @@ from ..errors import KKError, SpecError
 from ..folds import Folds, get_folds
 from ..spec import Competition
 from ..workspace import Workspace
-from .config import TrainConfig, default_size, make_heads, resolve_config, seed_everything
+from .config import (
+    TrainConfig,
+    cache_side,
+    default_size,
+    make_heads,
+    resize_method,
+    resolve_config,
+    seed_everything,
+)
 from .loaders import Loaders
-from .model import Head, create_vision_model, model_stats, set_body_trainable
+from .model import Head, create_vision_model, model_stats, resize_policy, set_body_trainable
 
 
 def auto_lr(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y: np.ndarray, images: list[np.ndarray],
@@ -37,7 +45,7 @@ def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y
         set_body_trainable(model, False)  # as fine_tune's first phase trains: body frozen
     mean, std = model_stats(model)
     learner = Learner(model, heads, resolve_device(cfg.device), 1)
-    resize = cfg.resize or (data.comp.image.resize if data.comp.image else "squish")
+    resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, source != "random init")
     loader = Loaders(images, y, cfg, mean, std, resize, cfg.seed)(np.flatnonzero(folds.fold != 0), cfg.sizes[0],
                                                                    train=True)
     lrs, losses, suggestion = learner.lr_find(loader, weight_decay=cfg.weight_decay)
@@ -62,7 +70,7 @@ def lr_find(competition: str | Competition, config: TrainConfig | None = None, *
         cfg.sizes = (default_size(data.train["path"].tolist()),)
     folds = get_folds(data, ws)
     heads, y = make_heads(comp, data.train)
-    images = load_images(data.train["path"].tolist(), max(cfg.sizes), ws.cache_dir / comp.name / "images",
+    images = load_images(data.train["path"].tolist(), cache_side(cfg, comp), ws.cache_dir / comp.name / "images",
                          skip_bad=cfg.skip_bad_images)
     if any(im is None for im in images):
         raise KKError("unreadable images were skipped; the learning-rate finder needs them all")

@@ -38,7 +38,7 @@ from ..runs import (
 from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace
-from .config import TrainConfig, TrainResult, default_size, make_heads, resolve_config
+from .config import TrainConfig, TrainResult, cache_side, default_size, make_heads, resolve_config
 from .fold import train_fold
 from .model import Head
 
@@ -172,11 +172,12 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     if "path" not in data.test.columns:
         raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be found")
     cache = ws.cache_dir / comp.name / "images"
-    images = load_images(data.train["path"].tolist(), max(cfg.sizes), cache, skip_bad=cfg.skip_bad_images,
+    side = cache_side(cfg, comp)
+    images = load_images(data.train["path"].tolist(), side, cache, skip_bad=cfg.skip_bad_images,
                          progress=progress)
-    test_images = load_images(data.test["path"].tolist(), max(cfg.sizes), cache, skip_bad=cfg.skip_bad_images,
+    test_images = load_images(data.test["path"].tolist(), side, cache, skip_bad=cfg.skip_bad_images,
                               progress=progress)
-    blank = np.zeros((max(cfg.sizes), max(cfg.sizes), 3), np.uint8)
+    blank = np.zeros((side, side, 3), np.uint8)
     bad_train = {i for i, im in enumerate(images) if im is None}
     images = [blank if im is None else im for im in images]
     test_images = [blank if im is None else im for im in test_images]
