@@ -28,7 +28,7 @@ from .data import CompetitionData, load_data
 from .errors import RunError, SpecError, did_you_mean, one_of
 from .folds import Folds, load_folds
 from .metrics import get_metric
-from .runs import Run, RunStore, from_frame, score_predictions, to_frame
+from .runs import Run, RunStore, fold_gap, from_frame, score_predictions, to_frame
 from .spec import Competition
 from .submissions import submission_from_run
 from .workspace import Workspace
@@ -56,6 +56,7 @@ class EnsembleResult:
     holdout: float | None = None
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def best_member_cv(self) -> float:
@@ -197,6 +198,13 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     writer.save_scores({"cv": cv, "cv_std": float(np.std(fold_scores)), "folds": fold_scores,
                         "members": {m.run.id: m.cv for m in members}})
     result.run = writer.finish(comp, ws, fold_id=fold_id, targets=targets, timings={})
+    gap = fold_gap(comp.metric, fold_scores, members[0].run.scores.get("folds") or [])
+    if gap is not None and len(members) > 1:
+        result.notes.append(
+            f"the blend and its best member {members[0].run.id} are indistinguishable: gain {gap}; blending "
+            "still averages out the members' noise" if gap.indistinguishable else
+            f"the blend beats its best member {members[0].run.id} beyond the folds' noise: gain {gap}"
+            if gap.diff > 0 else f"the blend is worse than its best member {members[0].run.id}: {gap}")
     if submit:
         result.submission = submission_from_run(data, ws, result.run)
         result.holdout = result.run.scores.get("holdout")

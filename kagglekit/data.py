@@ -164,9 +164,13 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     for col in (comp.cv.group, comp.cv.time):
         if col:
             require_columns(train, [col], tf, f"the CV group/time column in [cv] of {comp.spec_file}")
-    for col in comp.tabular.drop:
-        if col not in train.columns and col not in test.columns:
-            require_columns(train, [col], tf, f"listed in [tabular] drop of {comp.spec_file}")
+    from .tabular.dates import date_part_names
+
+    parts = {n for c in comp.tabular.date_columns for n in date_part_names(c, time=comp.tabular.date_time)}
+    for col in comp.tabular.drop:  # a file's column, or a part add_datepart makes (kk check's advice)
+        if col not in train.columns and col not in test.columns and col not in parts:
+            require_columns(train, [col], tf, f"listed in [tabular] drop of {comp.spec_file} (a column of the "
+                            "files, or a date part such as " + (sorted(parts)[0] if parts else "saleDay") + ")")
     if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
         from ._image_tables import csv_paths
 

@@ -143,7 +143,9 @@ def _image_guess(found: dict[str, Any], train: pd.DataFrame | None, sample: pd.D
                  submission=None if sample is not None else [id_col, target])
 
 
-def render(name: str, slug: str, g: Guess) -> str:
+def render(name: str, slug: str, g: Guess, advice: Any = None) -> str:
+    """The spec's text; ``advice`` (a :class:`kagglekit.check.CheckReport`) turns into comments,
+    the suggested ``[cv]`` and ``[tabular] drop``."""
     if g.image is not None:
         from ._image_scaffold import render_image
 
@@ -167,17 +169,21 @@ def render(name: str, slug: str, g: Guess) -> str:
     ]
     for t, task in g.targets:
         lines += ["[[targets]]", f'name = "{t}"', f'task = "{task}"', ""]
+    cv = dict(advice.cv) if advice is not None else {"kind": "stratified" if classification else "kfold"}
     lines += [
         "# Make the folds mimic how the test set was split: random rows -> stratified/kfold;",
         "# a later period -> kind = \"time-ordered\" with time = \"<column>\"; groups -> kind = \"group\".",
-        "[cv]",
-        f'kind = "{"stratified" if classification else "kfold"}"',
-        "k = 5",
-        "seed = 42",
-        "",
+    ]
+    if advice is not None:
+        lines += [f"# kk check: {advice.cv_reason}."]
+        lines += [f"# kk check: {line}" for line in advice.verdict]
+        lines += [f"# kk check (leak): {line}" for line in advice.findings]
+    lines += ["[cv]", *(f'{k} = "{v}"' for k, v in cv.items()), "k = 5", "seed = 42", ""]
+    drop = list(advice.drop) if advice is not None else []
+    lines += [
         "[tabular]",
         f"date_columns = {g.date_columns!r}".replace("'", '"'),
-        "drop = []                        # columns to leave out (leaks, ids)",
+        f"drop = {drop!r}".replace("'", '"') + "  # columns to leave out (leaks, ids, parts the test never shares)",
         "",
     ]
     return "\n".join(lines)
@@ -201,7 +207,19 @@ def new_competition(slug: str, ws: Workspace, *, name: str | None = None, downlo
     text = render(name, slug, g)
     import tomllib
 
-    parse_spec(tomllib.loads(text), folder / "competition.toml", name=name)  # what we write must be valid
+    comp = parse_spec(tomllib.loads(text), folder / "competition.toml", name=name)  # what we write must be valid
+    if comp.kind == "tabular":  # run the train-vs-test check on the guess and write its advice in
+        from .check import check
+        from .errors import KKError
+
+        try:
+            report = check(comp, workspace=ws, write=False)
+        except KKError as e:
+            g.notes.append(f"kk check could not run on the guess ({e}); run it once the spec is fixed")
+        else:
+            text = render(name, slug, g, report)
+            parse_spec(tomllib.loads(text), folder / "competition.toml", name=name)
+            g.notes += [f"kk check: {line}" for line in report.verdict]
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "competition.toml", "x") as f:
         f.write(text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import competitions, ensemble, kaggle, pipeline, runs, tabular, tune, vision  # noqa: F401  (register commands)
+from . import check, competitions, ensemble, kaggle, pipeline, runs, tabular, tune, vision  # noqa: F401  (register commands)
 from ._app import app
 
 

@@ -30,6 +30,8 @@ def ensemble(
     out.print(table)
     for s in result.skipped:
         out.print(f"skipped {s}", style="dim", markup=False)
+    for note in result.notes:
+        out.print(note, markup=False)
     out.print(f"run: {result.run.id}")
     if result.submission:
         out.print(f"submission: {result.submission}")

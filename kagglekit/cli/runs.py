@@ -11,29 +11,45 @@ from ._app import app, console, fmt, workspace
 def list_runs(competition: str,
               as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
               all_runs: bool = typer.Option(False, "--all", help="include incomplete runs")) -> None:
-    """List runs best first: CV (mean ± std over folds), held-out and leaderboard scores."""
+    """List runs best first: CV ± its standard error, the gap to the best run (≈ when within the
+    folds' noise), held-out and leaderboard scores."""
     import json
 
-    from ..runs import RunStore
+    from ..runs import RunStore, fold_gap
 
     ws = workspace()
     comp = ws.competition(competition)
     runs = RunStore(ws, comp.name).ranked(comp.metric, complete_only=not all_runs)
     rows = [r.summary() for r in runs]
+    best = next((r for r in runs if r.complete), None)
+    for r, s in zip(runs, rows, strict=True):
+        same_folds = best is not None and r.meta.get("fold_id") == best.meta.get("fold_id")
+        gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) if same_folds and r is not best \
+            else None
+        s["vs_best"] = None if gap is None else {"diff": gap.diff, "se": gap.se,
+                                                 "indistinguishable": gap.indistinguishable}
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     from rich.table import Table
 
     table = Table(title=f"{comp.name} runs ({comp.metric}, {'higher' if _greater(comp.metric) else 'lower'} is better)")
-    for col in ("run", "kind", "models", "CV", "± std", "holdout", "LB", "created"):
+    for col in ("run", "kind", "models", "CV", "± s.e.", "vs best", "holdout", "LB", "created"):
         table.add_column(col)
-    for s in rows:
+    for i, s in enumerate(rows):
+        gap = s["vs_best"]
+        vs = "best" if i == 0 else "-" if gap is None else \
+            (f"≈ {gap['diff']:+.4f}" if gap["indistinguishable"] else f"{gap['diff']:+.4f} worse")
         table.add_row(s["id"] + ("" if s["complete"] else " (incomplete)"), s["kind"] or "-",
-                      ",".join(s["models"]), fmt(s["cv"]), fmt(s["cv_std"]), fmt(s["holdout"]), fmt(s["lb"]),
+                      ",".join(s["models"]), fmt(s["cv"]), fmt(s["cv_se"]), vs, fmt(s["holdout"]), fmt(s["lb"]),
                       (s["created"] or "")[:19])
     out = console()
     out.print(table)
+    ties = [s["id"] for s in rows if s["vs_best"] and s["vs_best"]["indistinguishable"]]
+    if ties:
+        out.print(f"≈: within two standard errors of the best run's per-fold scores ({len(ties)} run(s)): "
+                  "their order is fold-sampling luck; a blend of them (kk ensemble) is the safer submission",
+                  markup=False)
     if not rows:
         out.print(f"no runs yet: start with 'kk baseline {comp.name}'" if comp.kind == "tabular"
                   else f"no runs yet: start with 'kk train {comp.name}'")

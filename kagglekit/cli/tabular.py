@@ -46,15 +46,19 @@ def baseline(
         out.print(f"  dropped {col}: {why}", style="dim", markup=False)
     table = Table(title=f"{result.competition}: {result.metric}, {len(result.results[0].fold_scores)}-fold CV "
                         f"(folds {result.fold_id})")
-    for col in ("model", "CV", "± std", "folds", "time", "run"):
+    for col in ("model", "CV", "± s.e.", "folds", "time", "run"):
         table.add_column(col)
     best = result.best
+    from ..runs import cv_se
+
     for r in result.results:
-        table.add_row(r.model + (" *" if r is best else ""), fmt(r.cv), fmt(r.cv_std),
+        table.add_row(r.model + (" *" if r is best else ""), fmt(r.cv), fmt(cv_se(r.fold_scores)),
                       " ".join(fmt(s, 3) for s in r.fold_scores), f"{r.seconds:.1f}s", r.run.id)
     out.print(table)
+    for note in result.notes:
+        out.print(note, markup=False)
     if result.submission:
-        out.print(f"submission ({best.model}): {result.submission}")
+        out.print(f"submission ({result.chosen}): {result.submission}", markup=False)
     if result.holdout is not None:
         out.print(f"held-out score of the submission: {result.holdout:.4f}")
     out.print(f"done in {result.seconds:.1f}s")

@@ -19,7 +19,7 @@ from ..data import CompetitionData, load_data
 from ..errors import DataError, SpecError
 from ..folds import Folds, get_folds
 from ..metrics import get_metric
-from ..runs import Run, RunStore, encode_target, score_predictions, target_info, to_frame
+from ..runs import Run, RunStore, encode_target, fold_gap, score_predictions, target_info, to_frame
 from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace
@@ -60,6 +60,7 @@ class BaselineResult:
     holdout: float | None = None
     fold_id: str = ""
     notes: list[str] = field(default_factory=list)
+    chosen: str = ""  # what the submission holds: a model, or the blend of indistinguishable models
 
     @property
     def best(self) -> ModelResult:
@@ -240,11 +241,36 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     if bar is not None:
         bar.close()
     result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id)
+    ties = indistinguishable(result)
     if submit:
+        result.chosen = result.best.model
         result.submission = submission_from_run(data, ws, result.best.run)
         result.holdout = result.best.run.scores.get("holdout")
+        if ties:  # the CV order is luck: submit their mean blend (bench/noise_rule.py measures this rule)
+            from ..blend import ensemble
+
+            blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws)
+            result.chosen = f"mean blend of {', '.join([result.best.model, *(r.model for r in ties)])} ({blend.run.id})"
+            result.submission, result.holdout = blend.submission, blend.holdout
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def indistinguishable(result: BaselineResult) -> list[ModelResult]:
+    """The models within two standard errors of the best one's per-fold scores (paired, same folds);
+    notes on every comparison go to ``result.notes``."""
+    best, ties = result.best, []
+    for r in result.results:
+        gap = None if r is best else fold_gap(result.metric, best.fold_scores, r.fold_scores)
+        if gap is None:
+            continue
+        if gap.indistinguishable:
+            ties.append(r)
+            result.notes.append(f"{best.model} and {r.model} are indistinguishable: {r.model} trails by {gap}, "
+                                "within two standard errors; which one the CV crowns is fold-sampling luck")
+        else:
+            result.notes.append(f"{best.model} beats {r.model} beyond the folds' noise: by {gap}")
+    return ties
 
 
 def _progress(enabled: bool, total: int):

@@ -13,6 +13,12 @@ TIME_PARTS = ("Hour", "Minute", "Second")
 _ACCESSOR = {"Dayofweek": "day_of_week", "Dayofyear": "day_of_year"}  # pandas' current names
 
 
+def date_part_names(field_name: str, prefix: str | None = None, time: bool = False) -> list[str]:
+    """The columns :func:`add_datepart` makes from ``field_name`` (``saledate`` -> ``saleYear``, ...)."""
+    prefix = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
+    return [prefix + name for name in (*DATE_PARTS, *(TIME_PARTS if time else ()), "Elapsed")]
+
+
 def add_datepart(df: pd.DataFrame, field_name: str, prefix: str | None = None, drop: bool = True,
                  time: bool = False) -> pd.DataFrame:
     """Return a copy of ``df`` with ``field_name`` expanded into fastai's date parts.
