@@ -181,10 +181,7 @@ def write_recipe(ws: Workspace, name: str, comp: Competition, model: str, result
 
 
 def _plots(study: Any, stem: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optuna draws with pyplot; each figure is closed once saved
     import optuna.visualization.matplotlib as ovm
 
     out = []

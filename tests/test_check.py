@@ -225,3 +225,31 @@ def test_indistinguishable_models_are_named_and_distinct_ones_are_not():
     res = BaselineResult("c", "accuracy", [best, close, far], ColumnPlan((), ()))
     assert [r.model for r in indistinguishable(res)] == ["rf"]
     assert "lgbm and rf are indistinguishable" in res.notes[0] and "lgbm beats linear beyond" in res.notes[1]
+
+
+def test_runs_plot_shows_cv_against_public_and_private_lb(ws_path, ws, monkeypatch, capsys):
+    from kagglekit.cli import main
+    from kagglekit.data import load_data
+
+    from .conftest import make_tabular, save_run
+
+    make_tabular(ws_path, "lbcomp", n=200, n_test=50)
+    data = load_data(ws.competition("lbcomp"), ws)
+    rng = np.random.default_rng(0)
+    monkeypatch.chdir(ws_path)
+    with pytest.raises(SystemExit):
+        main(["runs", "lbcomp", "--plot"])
+    assert "error: no run of lbcomp has leaderboard scores yet" in capsys.readouterr().err
+    y = data.train["y"].to_numpy()
+    for i, noise in enumerate([0.1, 0.3, 0.5, 0.7]):  # worse runs score worse on the board too
+        p = np.clip(y + rng.normal(0, noise, len(y)), 0, 1)
+        run = save_run(ws, data, {"y": np.c_[1 - p, p]}, {"y": np.full((50, 2), 0.5)}, label=f"m{i}")
+        run.update_scores(lb={"public": 0.9 - noise / 2, "private": 0.88 - noise / 2 + 0.01 * i})
+    capsys.readouterr()
+    main(["runs", "lbcomp", "--plot"])
+    out = capsys.readouterr().out
+    assert "CV vs public LB: r = " in out and "over 4 runs" in out
+    r_public = float(out.split("CV vs public LB: r = ")[1].split()[0])
+    assert r_public > 0.9
+    png = next((ws_path / "runs" / "lbcomp" / "plots").glob("cv-vs-lb-*.png"))
+    assert png.stat().st_size > 5000

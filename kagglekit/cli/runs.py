@@ -10,7 +10,9 @@ from ._app import app, console, fmt, workspace
 @app.command("runs")
 def list_runs(competition: str,
               as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
-              all_runs: bool = typer.Option(False, "--all", help="include incomplete runs")) -> None:
+              all_runs: bool = typer.Option(False, "--all", help="include incomplete runs"),
+              plot: bool = typer.Option(False, "--plot", help="PNG of CV against public and private LB of every "
+                                                              "submitted run, with their correlation")) -> None:
     """List runs best first: CV ± its standard error, the gap to the best run (≈ when within the
     folds' noise), held-out and leaderboard scores."""
     import json
@@ -30,6 +32,9 @@ def list_runs(competition: str,
                                                  "indistinguishable": gap.indistinguishable}
     if as_json:
         print(json.dumps(rows, indent=2))
+        return
+    if plot:
+        _plot(ws, comp, runs)
         return
     from rich.table import Table
 
@@ -59,3 +64,23 @@ def _greater(metric: str) -> bool:
     from ..metrics import get_metric
 
     return get_metric(metric).greater_is_better
+
+
+def _plot(ws, comp, runs) -> None:
+    from datetime import datetime
+
+    from ..errors import RunError
+    from ..plots import correlation, cv_vs_lb, cv_vs_lb_png
+
+    points = cv_vs_lb(runs)
+    if not points:
+        raise RunError(f"no run of {comp.name} has leaderboard scores yet: submit (kk submit {comp.name}), then "
+                       f"fetch the scores (kk submissions {comp.name})")
+    path = ws.runs_dir(comp.name) / "plots" / f"cv-vs-lb-{datetime.now():%Y%m%d-%H%M%S}.png"
+    cv_vs_lb_png(points, comp.metric, path, f"{comp.name}: CV vs leaderboard, {len(points)} runs")
+    out = console()
+    for board in ("public", "private"):
+        r = correlation(points, board)
+        out.print(f"CV vs {board} LB: " + (f"r = {r:.2f} over {len(points)} runs" if r is not None
+                                           else "too few scored runs for a correlation"), markup=False)
+    out.print(f"plot: {path}", markup=False)

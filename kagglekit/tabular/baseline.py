@@ -175,19 +175,16 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
 def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
     importance.rename("importance").rename_axis("feature").reset_index().to_csv(folder / "importance.csv",
                                                                                index=False)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook's backend is left alone
 
     top = importance.head(30)[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(top) + 1.2))
+    fig = Figure(figsize=(7, 0.28 * len(top) + 1.2))
+    ax = fig.subplots()
     ax.barh(top.index.astype(str), top.to_numpy(), color="#3b75af")
     ax.set_title(title)
     ax.set_xlabel("importance (mean over folds)")
     fig.tight_layout()
     fig.savefig(folder / "importance.png", dpi=110)
-    plt.close(fig)
 
 
 def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf", "lgbm"), k: int | None = None,

@@ -7,18 +7,16 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
-    import matplotlib
+def _figure(**kw):
+    """A figure outside pyplot: nothing switches the user's backend or leaks open figures."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kw)
 
 
 def lr_find_png(lrs: np.ndarray, losses: np.ndarray, suggestion: float, path: Path, title: str = "") -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(lrs, losses, color="#3b75af")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -29,17 +27,16 @@ def lr_find_png(lrs: np.ndarray, losses: np.ndarray, suggestion: float, path: Pa
     ax.set_title(f"learning-rate finder {title}".strip())
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], path: Path,
                          title: str = "") -> Path:
-    plt = _plt()
     k = len(classes)
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (y_true.astype(int), y_pred.astype(int)), 1)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * k, 1.0 + 0.5 * k))
+    fig = _figure(figsize=(1.2 + 0.55 * k, 1.0 + 0.5 * k))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
@@ -51,7 +48,6 @@ def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, classes: list[s
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -60,12 +56,12 @@ def top_losses_png(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, cla
     """The images the model gets most wrong (highest cross-entropy): where mislabelled data hides."""
     from PIL import Image
 
-    plt = _plt()
     loss = -np.log(np.clip(proba[np.arange(len(y_true)), y_true.astype(int)], 1e-12, 1))
     order = np.argsort(-loss)[:n]
     cols = 3
     rows = max(1, int(np.ceil(len(order) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows))
+    fig = _figure(figsize=(3 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols)
     for ax in np.atleast_1d(axes).ravel():
         ax.axis("off")
     for ax, i in zip(np.atleast_1d(axes).ravel(), order, strict=False):
@@ -80,5 +76,4 @@ def top_losses_png(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, cla
     fig.suptitle("top losses (prediction / actual / loss / probability of actual)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
