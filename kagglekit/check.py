@@ -249,16 +249,17 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
 
 
 def check(competition: str | Competition, *, workspace: Workspace | None = None, write: bool = True,
-          progress: bool = False) -> CheckReport:
-    """Adversarial validation and leak checks for a tabular competition (see the module doc)."""
+          progress: bool = False, arch: str | None = None, weights: str | None = None) -> CheckReport:
+    """Adversarial validation and leak checks (see the module doc). Image competitions are
+    compared on pretrained embeddings (``arch``/``weights``, else the spec's ``[train]`` and
+    ``KK_WEIGHTS_DIR``) when weights are at hand, and checked for byte-identical images."""
     from .tabular.baseline import build_features
 
     ws = workspace or Workspace.for_competition(competition)
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
-    if comp.kind != "tabular":
-        raise SpecError(f"{comp.name} is an image competition: kk check covers tabular competitions (for images, "
-                        "kk train already warns about byte-identical train/test images)")
     data = load_data(comp, ws)
+    if comp.kind == "image":
+        return check_images(data, ws, arch=arch, weights=weights, write=write)
     feats = build_features(data)
     if not feats.plan.used:
         raise SpecError(f"{comp.spec_file}: no usable feature columns, nothing to compare")
@@ -289,6 +290,64 @@ def check(competition: str | Competition, *, workspace: Workspace | None = None,
     verdict = _verdict(comp, auc, auc_after, checks, drop, cv, cv_reason, parts)
     report = CheckReport(comp.name, auc, auc_after, checks, drop, cv, cv_reason, findings, verdict,
                          n_train=len(xtr), n_test=len(xte))
+    if write:
+        report.folder = _write(ws, comp, data, report, test_likeness)
+    return report
+
+
+def check_images(data: CompetitionData, ws: Workspace, *, arch: str | None, weights: str | None,
+                 write: bool) -> CheckReport:
+    """Byte-identical images across the sets, and adversarial validation on pretrained embeddings
+    (a logistic regression telling test embeddings from train ones, cross-validated)."""
+    import os
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ._image_tables import exact_duplicates
+
+    comp = data.comp
+    if "path" not in data.test.columns:
+        raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be compared")
+    train_paths, test_paths = data.train["path"].tolist(), data.test["path"].tolist()
+    in_train = set(train_paths)
+    leaks = [(a, b) for a, b in exact_duplicates(train_paths + test_paths) if (a in in_train) != (b in in_train)]
+    findings = []
+    if leaks:
+        findings.append(f"{len(leaks)} test images are byte-identical to training images (e.g. {leaks[0][0]} = "
+                        f"{leaks[0][1]}): their labels are known")
+    auc, test_likeness, extra = float("nan"), np.full(len(train_paths), np.nan), {}
+    verdict = []
+    if weights or os.environ.get("KK_WEIGHTS_DIR"):
+        from .vision.embed import image_embeddings
+
+        emb_train, emb_test, source = image_embeddings(data, ws, arch=arch, weights=weights)
+        x = np.concatenate([emb_train, emb_test])
+        is_test = np.r_[np.zeros(len(emb_train)), np.ones(len(emb_test))]
+        k = int(min(5, is_test.sum(), (1 - is_test).sum()))
+        if k >= 2:
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+            p = cross_val_predict(model, x, is_test, method="predict_proba",
+                                  cv=StratifiedKFold(k, shuffle=True, random_state=comp.cv.seed))[:, 1]
+            auc, test_likeness = float(roc_auc_score(is_test, p)), p[:len(emb_train)]
+        extra = {"embeddings": source}
+        if auc != auc:
+            verdict.append("too few test images for a train-vs-test comparison")
+        elif auc < ALIKE_AUC:
+            verdict.append(f"train and test images look alike (AUC {auc:.2f} on pretrained embeddings from {source}): "
+                           "random folds are fine")
+        else:
+            verdict.append(f"train and test images differ (AUC {auc:.2f} on pretrained embeddings from {source}): "
+                           "the top rows of the report's test_likeness.csv are the most test-like training "
+                           "images: look at them, and validate on them")
+    else:
+        verdict.append("no pretrained weights at hand (--weights or KK_WEIGHTS_DIR): only byte-identical images "
+                       "were compared")
+    report = CheckReport(comp.name, auc, None, [], [], {"kind": comp.cv.kind}, "the spec's own folds", findings,
+                         verdict, n_train=len(train_paths), n_test=len(test_paths), extra=extra)
     if write:
         report.folder = _write(ws, comp, data, report, test_likeness)
     return report
@@ -337,7 +396,8 @@ def _write(ws: Workspace, comp: Competition, data: CompetitionData, report: Chec
     body = asdict(report)
     body["folder"] = str(folder)
     (folder / "report.json").write_text(json.dumps(body, indent=2, default=str) + "\n")
-    _plot(report, folder / "separation.png")
+    if report.features:
+        _plot(report, folder / "separation.png")
     return folder
 
 

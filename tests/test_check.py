@@ -131,16 +131,6 @@ def test_single_feature_auc_ignores_noise_and_sees_separation():
     assert noise < 0.56 and ids < 0.56 and shifted > 0.8
 
 
-def test_image_competitions_are_refused_with_a_reason(ws_path, ws):
-    from kagglekit.errors import SpecError
-
-    from .conftest import make_images
-
-    make_images(ws_path, "pics", n=8, n_test=4)
-    with pytest.raises(SpecError, match="image competition"):
-        check("pics", workspace=ws)
-
-
 def test_kk_new_writes_the_checks_advice_into_the_spec(ws_path, ws):
     import tomllib
 
@@ -253,3 +243,35 @@ def test_runs_plot_shows_cv_against_public_and_private_lb(ws_path, ws, monkeypat
     assert r_public > 0.9
     png = next((ws_path / "runs" / "lbcomp" / "plots").glob("cv-vs-lb-*.png"))
     assert png.stat().st_size > 5000
+
+
+def test_image_check_finds_copies_and_a_shifted_test_set_on_embeddings(ws_path, ws):
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    from PIL import Image
+
+    from .conftest import make_images
+
+    make_images(ws_path, "pics", n=60, n_test=40, size=32)
+    images = ws_path / "data" / "pics" / "images"
+    test_ids = pd.read_csv(ws_path / "data" / "pics" / "test.csv")["image_id"].tolist()
+    train_ids = pd.read_csv(ws_path / "data" / "pics" / "train.csv")["image_id"].tolist()
+    for i in test_ids:  # the test photos were taken in dimmer light
+        im = np.asarray(Image.open(images / i).convert("RGB")).astype(float) * 0.4
+        Image.fromarray(im.astype(np.uint8)).save(images / i)
+    shutil.copyfile(images / train_ids[0], images / test_ids[0])  # and one is a copy of a training image
+    weights = ws_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet10t", num_classes=10).state_dict(), weights / "resnet10t.pth")
+
+    r = check("pics", workspace=ws, arch="resnet10t", weights=str(weights))
+    assert any("1 test images are byte-identical" in f for f in r.findings)
+    assert r.auc > 0.9 and "differ" in r.verdict[0]
+    assert r.extra["embeddings"].endswith("resnet10t.pth")
+    assert len(pd.read_csv(r.folder / "test_likeness.csv")) == 60
+
+    alike = check("pics", workspace=ws, arch="resnet10t", weights=None)  # no weights: copies only
+    assert "no pretrained weights at hand" in alike.verdict[0] and alike.findings == r.findings

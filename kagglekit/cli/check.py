@@ -11,6 +11,10 @@ from ._app import app, console, workspace
 def check(
     competition: str = typer.Argument(..., help="competition name (a folder under competitions/)"),
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    arch: str = typer.Option(None, "--arch", help="images: the timm model whose embeddings are compared "
+                                                  "(default: the spec's [train] arch)"),
+    weights: str = typer.Option(None, "--weights", help="images: local weight file or folder (default: "
+                                                        "KK_WEIGHTS_DIR)"),
 ) -> None:
     """Tell train rows from test rows: the AUC, what separates them, leaks, and what to do about it."""
     import json
@@ -18,15 +22,16 @@ def check(
 
     from ..check import check as run_check
 
-    report = run_check(competition, workspace=workspace(), progress=True)
+    report = run_check(competition, workspace=workspace(), progress=True, arch=arch, weights=weights)
     out = console()
     if json_out:
         body = asdict(report)
         body["folder"] = str(report.folder)
         print(json.dumps(body, indent=2, default=str))
         return
+    how = "LightGBM, 5-fold" if report.features else "logistic regression on embeddings"
     out.print(f"{report.competition}: {report.n_train} train rows vs {report.n_test} test rows, "
-              f"train-vs-test AUC {report.auc:.3f} (LightGBM, 5-fold)", markup=False)
+              f"train-vs-test AUC {report.auc:.3f} ({how})", markup=False)
     from rich.table import Table
 
     table = Table(title="features that tell train from test (top 10)")
@@ -35,7 +40,8 @@ def check(
     for f in report.features[:10]:
         table.add_row(f.name + (" (drop)" if f.name in report.drop else ""), f"{f.auc:.3f}", f"{f.gain:.0%}",
                       f"{f.out_of_range:.0%}", f.train_range, f.test_range)
-    out.print(table)
+    if report.features:
+        out.print(table)
     for line in report.findings:
         out.print(f"leak check: {line}", markup=False)
     if not report.findings:
