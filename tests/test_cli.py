@@ -77,3 +77,10 @@ def test_validate_reports_each_problem(ws_path, capsys):
     assert e.value.code == 1
     out = capsys.readouterr().out
     assert "1 rows, expected 100" in out and "test ids are missing" in out
+
+
+def test_version_is_the_installed_one():
+    from importlib.metadata import version
+
+    r = kk("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"kagglekit {version('kagglekit')}"

@@ -42,3 +42,21 @@ def fmt(score: float | None, digits: int = 4) -> str:
     if score is None or score != score:
         return "-"
     return f"{score:.{digits}f}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("kagglekit")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            v = "unknown (not installed)"
+        print(f"kagglekit {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print kagglekit's version and exit")) -> None:
+    """kagglekit: from raw competition files to a strong, validated Kaggle submission."""
