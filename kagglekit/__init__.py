@@ -50,6 +50,7 @@ _LAZY = {
     "get_folds": "kagglekit.folds",
     "RunStore": "kagglekit.runs",
     "KKError": "kagglekit.errors",
+    "check": "kagglekit.check",
 }
 
 __all__ = ["competition", *_LAZY]
@@ -59,6 +60,11 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'kagglekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API (tab completion in notebooks), not the lazy loader's plumbing."""
+    return sorted(["__version__", *__all__])
 
 
 def competition(name: str) -> Any:

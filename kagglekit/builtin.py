@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import umask_mode
 from .errors import SpecError, did_you_mean, one_of
 
 GENERATORS: dict[str, Callable[[Path], None]] = {}
@@ -36,6 +37,7 @@ def generate(name: str, data_dir: Path) -> Path:
         return data_dir
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=data_dir.parent, prefix=f".{data_dir.name}."))
+    tmp.chmod(umask_mode(directory=True))
     try:
         GENERATORS[name](tmp)
         if data_dir.exists():

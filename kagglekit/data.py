@@ -33,6 +33,15 @@ class CompetitionData:
     solution: pd.DataFrame | None = None
 
 
+def umask_mode(directory: bool = False) -> int:
+    """Permissions a plain ``open()`` / ``mkdir()`` would give: 0666 / 0777 less the process umask
+    (mkstemp's 0600 and mkdtemp's 0700 would lock other users of a shared runs/ or data/ folder out
+    of files they need, e.g. for kk merge)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +49,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -52,6 +62,7 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .data import umask_mode
 from .errors import DataError, KKError
 from .spec import Competition
 from .workspace import Workspace
@@ -174,6 +175,7 @@ def download(comp: Competition, ws: Workspace, *, force: bool = False) -> Path:
     api = _api()
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.download."))
+    work.chmod(umask_mode(directory=True))
     try:
         _call(lambda: api.competition_download_files(comp.slug, path=str(work / "zip"), force=True, quiet=True),
               comp.slug, "download the competition's files")

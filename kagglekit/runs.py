@@ -216,7 +216,41 @@ class Run:
 
     def _read(self, name: str) -> dict[str, Any]:
         p = self.path / name
-        return json.loads(p.read_text()) if p.is_file() else {}
+        if not p.is_file():
+            return {}
+        try:
+            value = json.loads(p.read_text())
+        except (ValueError, OSError) as e:
+            raise RunError(f"{p}: unreadable ({type(e).__name__}); run {self.id} is broken: move or delete "
+                           f"{self.path}") from None
+        if not isinstance(value, dict):
+            raise RunError(f"{p}: expected a JSON object, found {type(value).__name__}; run {self.id} is broken")
+        return value
+
+    @cached_property
+    def problem(self) -> str | None:
+        """Why this run cannot be used (a file of it missing or unreadable, named), or None.
+        Broken runs are listed as broken by ``kk runs --all`` and skipped by everything else."""
+        try:
+            for name in ("config.json", "meta.json", "scores.json"):
+                self._read(name)
+        except RunError as e:
+            return str(e).split("; run ")[0]
+        if not self.complete:
+            return None
+        if not (self.path / "scores.json").is_file():
+            return f"{self.path / 'scores.json'} is missing"
+        import pyarrow.parquet as pq
+
+        for name in ("oof.parquet", "test.parquet"):
+            p = self.path / name
+            try:
+                pq.read_metadata(p)
+            except FileNotFoundError:
+                return f"{p} is missing"
+            except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for damaged files
+                return f"{p} is unreadable ({type(e).__name__})"
+        return None
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -268,13 +302,17 @@ class Run:
         write_json(self.path / "scores.json", scores)
 
     def summary(self) -> dict[str, Any]:
+        if self.problem:
+            return {"id": self.id, "kind": None, "models": [], "metric": None, "cv": None, "cv_std": None,
+                    "cv_se": None, "folds": [], "lb": None, "holdout": None, "created": None, "complete": False,
+                    "broken": self.problem, "path": str(self.path)}
         s = self.scores
         return {
             "id": self.id, "kind": self.config.get("kind"), "models": self.config.get("models", []),
             "metric": self.meta.get("metric"), "cv": s.get("cv"), "cv_std": s.get("cv_std"),
             "cv_se": cv_se(s.get("folds") or []), "folds": s.get("folds") or [],
             "lb": (s.get("lb") or {}).get("public"), "holdout": s.get("holdout"),
-            "created": self.meta.get("created"), "complete": self.complete, "path": str(self.path),
+            "created": self.meta.get("created"), "complete": self.complete, "broken": None, "path": str(self.path),
         }
 
 
@@ -306,12 +344,13 @@ class RunStore:
         if not self.dir.is_dir():
             return []
         runs = [Run(p) for p in sorted(self.dir.iterdir()) if p.is_dir() and (p / "config.json").is_file()]
-        return [r for r in runs if r.complete] if complete_only else runs
+        return [r for r in runs if not r.problem and r.complete] if complete_only else runs
 
     def ranked(self, metric: str, *, complete_only: bool = True) -> list[Run]:
         """Runs best first by CV in the direction of ``metric``."""
         m = get_metric(metric)
-        return sorted(self.runs(complete_only=complete_only), key=lambda r: m.sort_key(r.cv))
+        runs = self.runs(complete_only=complete_only)
+        return sorted(runs, key=lambda r: (bool(r.problem), m.sort_key(None if r.problem else r.cv)))
 
     def get(self, run_id: str) -> Run:
         path = self.dir / run_id
@@ -319,7 +358,10 @@ class RunStore:
             ids = [r.id for r in self.runs(complete_only=False)]
             raise RunError(f"no run {run_id!r} for {self.competition} in {self.dir}"
                            f"{did_you_mean(run_id, ids)}; 'kk runs {self.competition}' lists them")
-        return Run(path)
+        run = Run(path)
+        if run.problem:
+            raise RunError(f"run {run_id} is broken: {run.problem}; move or delete {path}")
+        return run
 
 
 @dataclass

@@ -28,6 +28,13 @@ class ColumnPlan:
     columns: list[str]
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A value as an error message shows it: repr, cut to ``limit`` characters (a 50 MB cell must
+    not become a 50 MB message)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def expected_columns(comp: Competition, sample: pd.DataFrame | None) -> list[str]:
     if sample is not None:
         return [str(c) for c in sample.columns]
@@ -146,9 +153,9 @@ def validate_submission(data: CompetitionData, sub: pd.DataFrame, name: str = "s
         if sub[comp.id_column].astype(str).duplicated().any():
             problems.append(f"{name}: id column {comp.id_column!r} has repeated ids")
         if want - got:
-            problems.append(f"{name}: {len(want - got)} test ids are missing, e.g. {sorted(want - got)[0]!r}")
+            problems.append(f"{name}: {len(want - got)} test ids are missing, e.g. {shown(sorted(want - got)[0])}")
         if got - want:
-            problems.append(f"{name}: {len(got - want)} ids are not test ids, e.g. {sorted(got - want)[0]!r}")
+            problems.append(f"{name}: {len(got - want)} ids are not test ids, e.g. {shown(sorted(got - want)[0])}")
     if found == cols:
         try:
             plans = plan_columns(comp, data)
@@ -170,11 +177,11 @@ def _check_values(col: pd.Series, plan: ColumnPlan, comp: Competition, name: str
         bad = vals - allowed
         if bad:
             return [f"{name}: column {c!r} has values outside the classes {sorted(allowed)[:10]}, "
-                    f"e.g. {sorted(bad)[0]!r}"]
+                    f"e.g. {shown(sorted(bad)[0])}"]
         return []
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.isna().any():
-        return [f"{name}: column {c!r} should be numeric, found e.g. {col[numeric.isna()].iloc[0]!r}"]
+        return [f"{name}: column {c!r} should be numeric, found e.g. {shown(col[numeric.isna()].iloc[0])}"]
     if not np.isfinite(numeric.to_numpy(float)).all():
         return [f"{name}: column {c!r} has infinite values"]
     if plan.mode in ("proba", "class-proba") and ((numeric < 0) | (numeric > 1)).any():

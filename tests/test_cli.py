@@ -84,3 +84,11 @@ def test_version_is_the_installed_one():
 
     r = kk("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"kagglekit {version('kagglekit')}"
+
+
+@pytest.mark.parametrize("k", ["1", "0", "-3"])
+def test_baseline_with_fewer_than_two_folds_is_one_line(ws_path, k):
+    make_tabular(ws_path, "synth")
+    r = kk("baseline", "synth", "--folds", k, cwd=ws_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"error: --folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)"

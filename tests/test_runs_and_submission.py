@@ -16,7 +16,7 @@ from kagglekit.submissions import (
     write_submission,
 )
 
-from .conftest import make_tabular
+from .conftest import REPO, make_tabular
 
 
 def _run(ws, data, p1, label="m"):
@@ -115,3 +115,85 @@ def test_prediction_frame_round_trip():
     assert list(df.columns) == ["id", "a:x", "a:y", "a:z", "b"]
     np.testing.assert_allclose(from_frame(df, "a", ["x", "y", "z"]), pa)
     np.testing.assert_allclose(from_frame(df, "b", None), pb)
+
+
+def test_one_broken_run_never_stops_the_workspace(ws, monkeypatch, capsys):
+    """#14.1: a truncated meta.json, a deleted scores.json, a truncated oof.parquet: each run is
+    listed as broken (naming the file) and skipped by kk runs, kk list and kk ensemble."""
+    from kagglekit.blend import ensemble
+    from kagglekit.cli import main
+
+    make_tabular(ws.root, "synth")
+    data = load_data(ws.competition("synth"), ws)
+    rng = np.random.default_rng(0)
+    runs = [_run(ws, data, rng.random(len(data.train) + len(data.test)), label=f"m{i}") for i in range(5)]
+    (runs[0].path / "meta.json").write_text("")
+    (runs[1].path / "scores.json").unlink()
+    oof = runs[2].path / "oof.parquet"
+    oof.write_bytes(oof.read_bytes()[:100])
+    store = RunStore(ws, "synth")
+    assert {r.id for r in store.ranked("accuracy")} == {runs[3].id, runs[4].id}
+    problems = {r.id: r.problem for r in store.runs(complete_only=False) if r.problem}
+    assert set(problems) == {runs[0].id, runs[1].id, runs[2].id}
+    assert "meta.json: unreadable" in problems[runs[0].id] and "scores.json is missing" in problems[runs[1].id]
+    assert "oof.parquet is unreadable" in problems[runs[2].id]
+    with pytest.raises(RunError, match=f"run {runs[0].id} is broken: .*meta.json"):
+        store.get(runs[0].id)
+    assert {m[0] for m in ensemble("synth", workspace=ws, method="mean", submit=False).members} == \
+        {runs[3].id, runs[4].id}
+    monkeypatch.chdir(ws.root)
+    capsys.readouterr()
+    main(["runs", "synth"])
+    out = capsys.readouterr().out
+    assert "3 broken run(s) skipped" in out
+    main(["runs", "synth", "--all"])
+    assert out.count("(broken: ") == 0 and capsys.readouterr().out.count("(broken: ") == 3
+    main(["list"])
+    assert "synth" in capsys.readouterr().out
+
+
+def test_a_huge_cell_is_shown_cut_short(ws, tmp_path, monkeypatch, capsys):
+    """#14.6: kk validate printed a whole 50 MB cell; values in messages are cut to a few dozen characters."""
+    from kagglekit.cli import main
+
+    make_tabular(ws.root)
+    data = load_data(ws.competition("synth"), ws)
+    sub = data.sample.copy().astype({"y": object})
+    sub.loc[3, "y"] = "[bold]" + "x" * 5_000_000  # huge, and rich markup that must stay text
+    path = tmp_path / "huge.csv"
+    sub.to_csv(path, index=False)
+    monkeypatch.chdir(ws.root)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["validate", "synth", str(path)])
+    out = capsys.readouterr().out
+    assert "outside the classes" in out and "[bold]xxx" in out and "5,000,008 characters" in out
+    assert len(out) < 1000
+
+
+def test_files_and_folders_follow_the_umask(ws):
+    """#15.7: run files were 0600 and generated data folders 0700; a shared runs/ folder needs the umask's."""
+    import os
+    import stat
+
+    from kagglekit.data import atomic_write_bytes
+    from kagglekit.workspace import Workspace
+
+    old = os.umask(0o022)
+    try:
+        make_tabular(ws.root)
+        data = load_data(ws.competition("synth"), ws)
+        run = _run(ws, data, np.random.default_rng(0).random(len(data.train) + len(data.test)))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run.path.iterdir() if p.is_file()}
+        assert modes and set(modes.values()) == {0o644}, modes
+        atomic_write_bytes(ws.root / "x.bin", b"1")
+        assert stat.S_IMODE((ws.root / "x.bin").stat().st_mode) == 0o644
+        spec = REPO / "competitions" / "playground-churn" / "competition.toml"
+        (ws.root / "competitions" / "playground-churn").mkdir()
+        (ws.root / "competitions" / "playground-churn" / "competition.toml").write_text(spec.read_text())
+        load_data(Workspace.at(ws.root).competition("playground-churn"), ws)
+        generated = ws.root / "data" / "playground-churn"
+        assert stat.S_IMODE(generated.stat().st_mode) == 0o755
+        assert stat.S_IMODE((generated / "train.csv").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

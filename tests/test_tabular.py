@@ -139,3 +139,53 @@ def test_image_competition_is_refused(ws):
                                 "[image]\nlayout='folder'\ntrain_dirs=['train']\n")
     with pytest.raises(SpecError, match="kk train img"):
         baseline("img", workspace=ws)
+
+
+def test_feature_hook_mistakes_are_caught(ws):
+    """#14.2: a hook that reorders rows, reads the target back in, raises, or makes a feature from a
+    column the test file lacks."""
+    folder = make_tabular(ws.root)
+    hook = folder / "features.py"
+    hook.write_text("def add_features(df):\n    return df.sort_values('x1')\n")
+    with pytest.raises(SpecError, match=r"features.py: add_features changed the order of the rows \(row 0 holds"):
+        baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    hook.write_text("def add_features(df):\n    return df.sort_values('x1').drop(columns='row_id')\n")
+    with pytest.raises(SpecError, match="its index is not the input's"):
+        baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    hook.write_text("import pandas as pd\n\n\ndef add_features(df):\n"
+                    f"    y = pd.read_csv({str(ws.root / 'data' / 'synth' / 'train.csv')!r})['y']\n"
+                    "    df['hint'] = y\n    return df\n")
+    with pytest.raises(SpecError, match="column 'hint' equals the target 'y' on every train row"):
+        baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    hook.write_text("def add_features(df):\n    x = 1\n    return df['no_such_column']\n")
+    with pytest.raises(SpecError) as e:
+        baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    assert str(e.value).startswith(f"{hook}:3: KeyError: ") and "\n" not in str(e.value)
+    # a feature all-missing in test (made from a train-only column) is dropped with a note
+    hook.write_text("import numpy as np\n\n\ndef add_features(df):\n"
+                    "    df['only_train'] = np.where(df['row_id'] < 400, df['x1'], np.nan)\n    return df\n")
+    r = baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    assert "only_train" not in r.plan.used and "missing in every test row" in r.plan.dropped["only_train"]
+
+
+def test_a_perfect_cv_is_flagged(ws):
+    make_tabular(ws.root)
+    data = ws.root / "data" / "synth"
+    for name in ("train.csv", "test.csv"):  # a column that is the target in train (and noise in test)
+        df = pd.read_csv(data / name)
+        df["status"] = df["y"] if "y" in df else np.random.default_rng(0).integers(0, 2, len(df))
+        df.to_csv(data / name, index=False)
+    r = baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    assert r.best.cv == 1.0
+    assert r.notes[0].startswith("suspicious: lgbm scored a perfect CV (accuracy 1.0000)")
+    assert "kk check synth" in r.notes[0]
+
+
+@pytest.mark.parametrize("where", ["../elsewhere.py", "/tmp/anything.py"])
+def test_feature_hook_must_live_in_the_competition_folder(ws, where):
+    folder = make_tabular(ws.root)
+    spec = folder / "competition.toml"
+    spec.write_text(spec.read_text().replace("[tabular]", f"[tabular]\nfeatures = {where!r}"))
+    (folder.parent / "elsewhere.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(SpecError, match="outside the competition's folder"):
+        baseline("synth", models=("lgbm",), workspace=ws, submit=False)

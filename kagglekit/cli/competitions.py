@@ -39,6 +39,8 @@ def list_competitions() -> None:
 @app.command("validate")
 def validate(competition: str, file: Path) -> None:
     """Check a submission CSV against the competition's expected format."""
+    from rich.markup import escape
+
     from ..data import load_data
     from ..submissions import read_submission, validate_submission
 
@@ -48,7 +50,7 @@ def validate(competition: str, file: Path) -> None:
     out = console()
     if problems:
         for p in problems:
-            out.print(f"[red]x[/red] {p}")
+            out.print(f"[red]x[/red] {escape(p)}")
         raise typer.Exit(1)
     out.print(f"[green]ok[/green] {file} is a valid submission for {competition} ({len(data.test)} rows)")
 

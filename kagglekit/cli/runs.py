@@ -23,9 +23,9 @@ def list_runs(competition: str,
     comp = ws.competition(competition)
     runs = RunStore(ws, comp.name).ranked(comp.metric, complete_only=not all_runs)
     rows = [r.summary() for r in runs]
-    best = next((r for r in runs if r.complete), None)
+    best = next((r for r in runs if not r.problem and r.complete), None)
     for r, s in zip(runs, rows, strict=True):
-        same_folds = best is not None and r.meta.get("fold_id") == best.meta.get("fold_id")
+        same_folds = best is not None and not r.problem and r.meta.get("fold_id") == best.meta.get("fold_id")
         gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) if same_folds and r is not best \
             else None
         s["vs_best"] = None if gap is None else {"diff": gap.diff, "se": gap.se,
@@ -45,11 +45,16 @@ def list_runs(competition: str,
         gap = s["vs_best"]
         vs = "best" if i == 0 else "-" if gap is None else \
             (f"≈ {gap['diff']:+.4f}" if gap["indistinguishable"] else f"{gap['diff']:+.4f} worse")
-        table.add_row(s["id"] + ("" if s["complete"] else " (incomplete)"), s["kind"] or "-",
+        state = f" (broken: {s['broken']})" if s["broken"] else "" if s["complete"] else " (incomplete)"
+        table.add_row(s["id"] + state, s["kind"] or "-",
                       ",".join(s["models"]), fmt(s["cv"]), fmt(s["cv_se"]), vs, fmt(s["holdout"]), fmt(s["lb"]),
                       (s["created"] or "")[:19])
     out = console()
     out.print(table)
+    broken = [r for r in RunStore(ws, comp.name).runs(complete_only=False) if r.problem]
+    if broken and not all_runs:
+        out.print(f"{len(broken)} broken run(s) skipped (e.g. {broken[0].problem}); 'kk runs {comp.name} --all' "
+                  "lists them", markup=False)
     ties = [s["id"] for s in rows if s["vs_best"] and s["vs_best"]["indistinguishable"]]
     if ties:
         out.print(f"≈: within two standard errors of the best run's per-fold scores ({len(ties)} run(s)): "

@@ -24,7 +24,7 @@ from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace
 from .dates import add_datepart
-from .hooks import apply_hook, hook_digest, load_hook
+from .hooks import apply_hook, hook_digest, hook_path, load_hook
 from .models import create_model
 from .preprocess import ColumnPlan, TabularPreprocessor, plan_columns
 
@@ -77,7 +77,9 @@ def build_features(data: CompetitionData) -> TabularFeatures:
     full = pd.concat([train_x, data.test[[c for c in data.test.columns if c != "path"]]], ignore_index=True)
     hook = load_hook(comp)
     if hook is not None:
+        before = set(full.columns)
         full = apply_hook(hook, full, comp)
+        _refuse_target_copies(full.iloc[:len(train_x)], data, sorted(set(full.columns) - before), comp)
     for col in comp.tabular.date_columns:
         if col in full.columns:
             full = add_datepart(full, col, time=comp.tabular.date_time)
@@ -88,9 +90,27 @@ def build_features(data: CompetitionData) -> TabularFeatures:
         if c in full.columns and c not in data.test.columns and c not in exclude:
             exclude[c] = "absent from the test file (a likely leak)"
     n = len(train_x)
+    for c in full.columns:  # e.g. a hook's feature made from a column the test file lacks
+        if c not in exclude and full[c].iloc[n:].isna().all() and full[c].iloc[:n].notna().any() and len(full) > n:
+            exclude[c] = "missing in every test row: the model could not use it there"
     plan = plan_columns(full.iloc[:n], exclude=exclude, categorical=comp.tabular.categorical,
                         max_cardinality=comp.tabular.max_cardinality)
     return TabularFeatures(full.iloc[:n].reset_index(drop=True), full.iloc[n:].reset_index(drop=True), plan)
+
+
+def _refuse_target_copies(train_part: pd.DataFrame, data: CompetitionData, new: list[str], comp: Competition) -> None:
+    """A hook's new column that equals a target on every train row is the target, read back in."""
+    for t in comp.targets:
+        y = data.train[t.name].reset_index(drop=True)
+        for c in new:
+            col = train_part[c].reset_index(drop=True)
+            same = col.astype(str).equals(y.astype(str)) or (
+                pd.api.types.is_numeric_dtype(col) and pd.api.types.is_numeric_dtype(y)
+                and np.allclose(col.to_numpy(float), y.to_numpy(float), equal_nan=True))
+            if same:
+                raise SpecError(f"{hook_path(comp)}: add_features' column {c!r} equals the target {t.name!r} on "
+                                "every train row: a target leak (CV would be perfect, the leaderboard not); "
+                                "features must not read the target")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
@@ -198,6 +218,8 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     comp = competition if isinstance(competition, Competition) else ws.competition(competition)
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
+    if k is not None and k < 2:
+        raise SpecError(f"--folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)")
     if k is not None and k != comp.cv.k:
         comp = replace(comp, cv=replace(comp.cv, k=k))
     params = params or {}
@@ -239,6 +261,12 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
         bar.close()
     result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id)
     ties = indistinguishable(result)
+    m = get_metric(comp.metric)
+    perfect = [r.model for r in results if (r.cv >= 1 - 1e-9 if m.greater_is_better else r.cv <= 1e-9)]
+    if perfect:
+        result.notes.insert(0, f"suspicious: {', '.join(perfect)} scored a perfect CV ({comp.metric} "
+                               f"{result.best.cv:.4f}): a target leak is the likely "
+                               f"cause (a column that is the target, or tied to it); run 'kk check {comp.name}'")
     if submit:
         result.chosen = result.best.model
         result.submission = submission_from_run(data, ws, result.best.run)
