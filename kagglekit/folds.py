@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import CompetitionData, atomic_write_parquet
+from .data import CompetitionData, atomic_write_bytes, atomic_write_parquet
 from .errors import DataError
 from .spec import Competition, CVSpec
 from .workspace import Workspace
@@ -149,17 +152,54 @@ def folds_path(ws: Workspace, comp: Competition, fold_id: str) -> Path:
     return ws.runs_dir(comp.name) / "folds" / f"{fold_id}.parquet"
 
 
+def _digest(ids: pd.Series, fold: np.ndarray) -> str:
+    h = hashlib.sha1(pd.util.hash_pandas_object(ids.astype(str), index=False).to_numpy().tobytes())
+    h.update(np.asarray(fold, np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _checked(path: Path, stored: pd.DataFrame, comp: Competition, k: int | None) -> np.ndarray:
+    """The stored fold column, after checking its values and its checksum (``<id>.sha1``, written
+    beside it): a fold file edited by hand would silently mix validation rows into training."""
+    fold = stored["fold"].to_numpy(np.int64)
+    bad = (fold < 0) | (fold >= (k or np.iinfo(np.int64).max))
+    if bad.any():
+        raise DataError(f"{path}: fold values must be 0..{k - 1 if k else 'k-1'}, found {int(fold[bad][0])} "
+                        f"({int(bad.sum())} rows); the file was edited. Move it aside and kagglekit rebuilds it "
+                        "(runs made on it are suspect)")
+    check = path.with_suffix(".sha1")
+    digest = _digest(stored[comp.id_column], fold)
+    if check.is_file():
+        if check.read_text().strip() != digest:
+            raise DataError(f"{path}: the fold assignment no longer matches its checksum {check.name} (rows moved "
+                            "between folds or reordered); move both aside and kagglekit rebuilds them (runs made "
+                            "on it are suspect)")
+    else:  # written by an older kagglekit: checked from now on
+        atomic_write_bytes(check, (digest + "\n").encode())
+    return fold
+
+
 def get_folds(data: CompetitionData, ws: Workspace) -> Folds:
-    """The competition's shared fold assignment: loaded if stored, else computed and stored."""
+    """The competition's shared fold assignment: loaded (and checked) if stored, else computed and
+    stored. An unreadable fold file is moved aside and rebuilt; an edited one is refused."""
     comp, train = data.comp, data.train
     fold_id = _fingerprint(train, comp)
     path = folds_path(ws, comp, fold_id)
     if path.is_file():
-        stored = pd.read_parquet(path)
-        if stored[comp.id_column].astype(str).tolist() == train[comp.id_column].astype(str).tolist():
-            return Folds(fold_id, stored["fold"].to_numpy(np.int64), comp.cv.k)
+        try:
+            stored = pd.read_parquet(path)
+        except Exception as e:  # a truncated or damaged file: keep it for inspection, rebuild
+            aside = path.with_name(f"{path.name}.broken-{datetime.now():%Y%m%d-%H%M%S}")
+            os.replace(path, aside)
+            warnings.warn(f"{path}: unreadable ({type(e).__name__}); moved to {aside.name} and rebuilt", stacklevel=2)
+            stored = None
+        if stored is not None and stored[comp.id_column].astype(str).tolist() == \
+                train[comp.id_column].astype(str).tolist():
+            return Folds(fold_id, _checked(path, stored, comp, comp.cv.k), comp.cv.k)
     fold = assign_folds(train, comp)
-    atomic_write_parquet(pd.DataFrame({comp.id_column: train[comp.id_column].to_numpy(), "fold": fold}), path)
+    ids = train[comp.id_column]
+    atomic_write_parquet(pd.DataFrame({comp.id_column: ids.to_numpy(), "fold": fold}), path)
+    atomic_write_bytes(path.with_suffix(".sha1"), (_digest(ids, fold) + "\n").encode())
     return Folds(fold_id, fold, comp.cv.k)
 
 
@@ -167,4 +207,10 @@ def load_folds(ws: Workspace, comp: Competition, fold_id: str) -> pd.DataFrame:
     path = folds_path(ws, comp, fold_id)
     if not path.is_file():
         raise DataError(f"{path}: fold assignment {fold_id!r} not found")
-    return pd.read_parquet(path)
+    try:
+        stored = pd.read_parquet(path)
+    except Exception as e:
+        raise DataError(f"{path}: unreadable ({type(e).__name__}); the runs made on these folds cannot be "
+                        "blended or merged") from None
+    _checked(path, stored, comp, None)  # k as the runs made on it had it
+    return stored

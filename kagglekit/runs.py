@@ -140,13 +140,16 @@ def library_versions() -> dict[str, str]:
 
 
 def git_commit(folder: Path) -> str | None:
-    """The workspace's git commit, with ``+dirty`` when it has uncommitted changes."""
+    """The workspace's git commit, with ``+dirty`` when it has uncommitted changes. Commands a
+    repository's config can make git run (``core.fsmonitor``) are switched off: a workspace
+    copied from elsewhere must not run code when a run is recorded."""
+    git = ["git", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+        head = subprocess.run([*git, "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
                               timeout=5)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], cwd=folder,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -217,6 +217,10 @@ def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Comp
     kind = top.get("kind", str, "tabular", choices=KINDS)
     id_column = top.get("id", str, required=True)
     slug = top.get("slug", str, name)
+    try:  # the slug names folders (data/<slug>) and Kaggle URLs: a plain name only
+        validate_name(slug, "Kaggle slug")
+    except SpecError as e:
+        raise SpecError(f"{file}: key 'slug': {e}") from None
     metric = top.get("metric", str, required=True)
     from .metrics import METRICS  # light module, no heavy imports
 

@@ -104,12 +104,50 @@ def test_shared_folds_are_stored_and_reused(ws):
     f1 = get_folds(data, ws)
     stored = ws.runs_dir("synth") / "folds" / f"{f1.id}.parquet"
     assert stored.is_file()
-    # the stored assignment is what later runs get, even if the algorithm would now differ
+    # the stored assignment is what later runs get, even if the algorithm would now differ (as if an
+    # older kagglekit had written another assignment, with its checksum)
+    from kagglekit.folds import _digest
+
     df = pd.read_parquet(stored)
     df["fold"] = (df["fold"] + 1) % comp.cv.k
     df.to_parquet(stored, index=False)
+    stored.with_suffix(".sha1").write_text(_digest(df[comp.id_column], df["fold"].to_numpy()) + "\n")
     f2 = get_folds(data, ws)
     assert f2.id == f1.id and (f2.fold == (f1.fold + 1) % comp.cv.k).all()
     # other data gives another assignment id
     data.train = data.train.iloc[:-1]
     assert get_folds(data, ws).id != f1.id
+
+
+def test_fold_files_are_checked_rebuilt_or_refused(ws_path, ws):
+    """#14.1: a truncated fold file is moved aside and rebuilt; out-of-range or shuffled values are
+    refused (they would silently mix validation rows into training)."""
+    import warnings as _w
+
+    from kagglekit.data import load_data
+    from kagglekit.errors import DataError
+    from kagglekit.folds import folds_path, get_folds
+
+    from .conftest import make_tabular
+
+    make_tabular(ws_path, "synth")
+    data = load_data(ws.competition("synth"), ws)
+    first = get_folds(data, ws)
+    path = folds_path(ws, data.comp, first.id)
+    assert path.with_suffix(".sha1").is_file()
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.warns(UserWarning, match="unreadable .* moved to .*broken.* and rebuilt"):
+        again = get_folds(data, ws)
+    assert (again.fold == first.fold).all() and list(path.parent.glob("*.broken-*"))
+
+    stored = pd.read_parquet(path)
+    stored.loc[0, "fold"] = 7
+    stored.to_parquet(path, index=False)
+    with pytest.raises(DataError, match=r"fold values must be 0\.\.3, found 7"):
+        get_folds(data, ws)
+    stored["fold"] = np.random.default_rng(0).permutation(first.fold)  # same counts, rows moved
+    stored.to_parquet(path, index=False)
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        with pytest.raises(DataError, match="no longer matches its checksum"):
+            get_folds(data, ws)

@@ -197,3 +197,29 @@ def test_files_and_folders_follow_the_umask(ws):
         assert stat.S_IMODE((generated / "train.csv").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_recording_the_git_commit_runs_no_repository_configured_command(ws, tmp_path):
+    """#14.4: core.fsmonitor in a workspace's .git/config ran a command for every run."""
+    import shutil
+    import subprocess
+
+    from kagglekit.runs import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    marker = tmp_path / "fsmonitor-ran"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    run = lambda *a: subprocess.run(["git", *a], cwd=ws.root, check=True, capture_output=True,  # noqa: E731
+                                    env={**__import__("os").environ, **env})
+    run("init", "-q")
+    (ws.root / "f.txt").write_text("x")
+    run("add", "f.txt")
+    run("commit", "-qm", "x")
+    run("config", "core.fsmonitor", str(hook))
+    (ws.root / "f.txt").write_text("y")
+    commit = git_commit(ws.root)
+    assert commit and commit.endswith("+dirty") and not marker.exists()

@@ -116,3 +116,12 @@ def test_shipped_specs_are_valid():
         assert comp.name == name
     assert ws.competition("paddy-disease-classification").target("variety").submit is False
     assert ws.competition("bike-sharing-demand").cv.kind == "group"
+
+
+@pytest.mark.parametrize("slug", ["../../evil", "/etc", "a/b"])
+def test_a_slug_that_is_a_path_is_refused(tmp_path, slug):
+    from kagglekit.spec import parse_spec
+
+    with pytest.raises(SpecError, match="key 'slug': invalid Kaggle slug"):
+        parse_spec({"slug": slug, "id": "id", "metric": "accuracy", "targets": [{"name": "y", "task": "binary"}]},
+                   tmp_path / "c" / "competition.toml")
