@@ -355,15 +355,33 @@ class RunStore:
         runs = self.runs(complete_only=complete_only)
         return sorted(runs, key=lambda r: (bool(r.problem), m.sort_key(None if r.problem else r.cv)))
 
-    def get(self, run_id: str) -> Run:
+    def get(self, run_id: str, *, include_incomplete: bool = False) -> Run:
+        """A run by id, by a unique prefix of its id (git-style: ``20261123-0718``), or ``latest``
+        (the newest complete run; with ``include_incomplete``, the newest run) or ``best`` (the
+        best complete run by CV)."""
         path = self.dir / run_id
-        if "/" in run_id or ".." in run_id or not (path / "config.json").is_file():
+        if "/" in run_id or ".." in run_id or not run_id:
+            raise RunError(f"invalid run id {run_id!r}: a folder name under {self.dir}")
+        if run_id in ("latest", "best") and not (path / "config.json").is_file():
+            done = self.runs(complete_only=not (include_incomplete and run_id == "latest"))
+            if not done:
+                raise RunError(f"no complete run of {self.competition} yet, so no {run_id!r} run")
+            if run_id == "latest":
+                return max(done, key=lambda r: (r.meta.get("created") or "", r.id))
+            return self.ranked(self.ws.competition(self.competition).metric)[0]
+        if not (path / "config.json").is_file():
             ids = [r.id for r in self.runs(complete_only=False)]
-            raise RunError(f"no run {run_id!r} for {self.competition} in {self.dir}"
-                           f"{did_you_mean(run_id, ids)}; 'kk runs {self.competition}' lists them")
+            matches = [i for i in ids if i.startswith(run_id)]
+            if len(matches) > 1:
+                raise RunError(f"run id prefix {run_id!r} matches {len(matches)} runs of {self.competition} (e.g. "
+                               f"{', '.join(matches[:3])}); give more of the id")
+            if not matches:
+                raise RunError(f"no run {run_id!r} for {self.competition} in {self.dir}"
+                               f"{did_you_mean(run_id, ids)}; 'kk runs {self.competition}' lists them")
+            path = self.dir / matches[0]
         run = Run(path)
         if run.problem:
-            raise RunError(f"run {run_id} is broken: {run.problem}; move or delete {path}")
+            raise RunError(f"run {run.id} is broken: {run.problem}; move or delete {path}")
         return run
 
 

@@ -223,3 +223,24 @@ def test_recording_the_git_commit_runs_no_repository_configured_command(ws, tmp_
     (ws.root / "f.txt").write_text("y")
     commit = git_commit(ws.root)
     assert commit and commit.endswith("+dirty") and not marker.exists()
+
+
+def test_runs_are_found_by_unique_prefix_latest_and_best(ws):
+    """#15.2: run ids are long; any unique prefix works, as do 'latest' and 'best'."""
+    make_tabular(ws.root)
+    data = load_data(ws.competition("synth"), ws)
+    rng = np.random.default_rng(0)
+    runs = [_run(ws, data, rng.random(len(data.train) + len(data.test)), label=name) for name in ("ab", "cd", "ef")]
+    store = RunStore(ws, "synth")
+    import os
+
+    common = os.path.commonprefix([r.id for r in runs])
+    with pytest.raises(RunError, match=f"run id prefix '{common}' matches 3 runs"):
+        store.get(common)
+    assert store.get(runs[2].id[:-1]).id == runs[2].id  # "...-tabular-e": unique
+    assert store.get(runs[1].id[:-1]).id == runs[1].id
+    assert store.get("latest").id == runs[2].id
+    best = max(runs, key=lambda r: r.cv)  # accuracy: higher is better
+    assert store.get("best").id == best.id
+    with pytest.raises(RunError, match="no run 'nope'"):
+        store.get("nope")

@@ -142,7 +142,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
         raise SpecError(f"{comp.name} is a tabular competition; use 'kk baseline {comp.name}' instead of train")
     store = RunStore(ws, comp.name)
     if resume:
-        run = store.get(resume)
+        run = store.get(resume, include_incomplete=True)
         if run.complete:
             raise RunError(f"run {resume} is already complete; nothing to resume")
         cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in run.config.items()
