@@ -276,6 +276,18 @@ class Run:
         return self.scores.get("cv")
 
     @property
+    def folds_done(self) -> tuple[int, int]:
+        """(folds trained, folds of the assignment): (1, 5) after ``kk train --folds 0``."""
+        k = int(self.meta.get("k") or 0)
+        return len(self.meta.get("folds_done", range(k))), k
+
+    @property
+    def partial(self) -> bool:
+        """A complete run over some folds only: its CV covers part of the rows (kk merge completes it)."""
+        done, k = self.folds_done
+        return done < k
+
+    @property
     def lb(self) -> dict[str, Any] | None:
         return self.scores.get("lb")
 
@@ -316,6 +328,7 @@ class Run:
             "cv_se": cv_se(s.get("folds") or []), "folds": s.get("folds") or [],
             "lb": (s.get("lb") or {}).get("public"), "holdout": s.get("holdout"),
             "created": self.meta.get("created"), "complete": self.complete, "broken": None, "path": str(self.path),
+            "folds_done": "{}/{}".format(*self.folds_done), "partial": self.partial,
         }
 
 
@@ -353,7 +366,8 @@ class RunStore:
         """Runs best first by CV in the direction of ``metric``."""
         m = get_metric(metric)
         runs = self.runs(complete_only=complete_only)
-        return sorted(runs, key=lambda r: (bool(r.problem), m.sort_key(None if r.problem else r.cv)))
+        return sorted(runs, key=lambda r: (bool(r.problem), not r.problem and r.partial,
+                                           m.sort_key(None if r.problem else r.cv)))
 
     def get(self, run_id: str, *, include_incomplete: bool = False) -> Run:
         """A run by id, by a unique prefix of its id (git-style: ``20261123-0718``), or ``latest``
@@ -368,7 +382,11 @@ class RunStore:
                 raise RunError(f"no complete run of {self.competition} yet, so no {run_id!r} run")
             if run_id == "latest":
                 return max(done, key=lambda r: (r.meta.get("created") or "", r.id))
-            return self.ranked(self.ws.competition(self.competition).metric)[0]
+            full = [r for r in self.ranked(self.ws.competition(self.competition).metric) if not r.partial]
+            if not full:
+                raise RunError(f"every run of {self.competition} covers some folds only: no 'best' run yet "
+                               "(kk merge completes a run)")
+            return full[0]
         if not (path / "config.json").is_file():
             ids = [r.id for r in self.runs(complete_only=False)]
             matches = [i for i in ids if i.startswith(run_id)]

@@ -289,9 +289,10 @@ def submission(competition: Any, run: str | None = None, *, workspace: Workspace
     comp = competition if isinstance(competition, _Competition) else ws.competition(competition)
     store = RunStore(ws, comp.name)
     if run is None:
-        ranked = store.ranked(comp.metric)
+        ranked = [r for r in store.ranked(comp.metric) if not r.partial]
         if not ranked:
-            raise RunError(f"{comp.name}: no complete run yet; run kk.baseline or kk.train first")
+            raise RunError(f"{comp.name}: no complete run over every fold yet; run kk.baseline or kk.train first "
+                           "(a run over some folds is completed by kk merge)")
         chosen = ranked[0]
     else:
         chosen = store.get(run)

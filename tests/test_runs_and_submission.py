@@ -244,3 +244,33 @@ def test_runs_are_found_by_unique_prefix_latest_and_best(ws):
     assert store.get("best").id == best.id
     with pytest.raises(RunError, match="no run 'nope'"):
         store.get("nope")
+
+
+def test_a_run_over_some_folds_is_shown_as_partial_and_never_best(ws, monkeypatch, capsys):
+    """#15.3: after kk train --folds 0, the run looked finished and was reported as the best CV."""
+    from kagglekit.cli import main
+    from kagglekit.submissions import submission
+
+    make_tabular(ws.root)
+    data = load_data(ws.competition("synth"), ws)
+    comp = data.comp
+    targets = target_info(comp, data.train)
+    folds = get_folds(data, ws)
+    n, m = len(data.train), len(data.test)
+    w = RunStore(ws, "synth").create("image", "partial", {"models": ["partial"]})
+    y = (data.train["y"] == 1).to_numpy().astype(float)
+    w.save_predictions(to_frame(data.train.row_id, "row_id", {"y": np.c_[1 - y, y]}, targets),
+                       to_frame(data.test.row_id, "row_id", {"y": np.full((m, 2), 0.5)}, targets))
+    w.save_scores({"cv": 1.0})
+    partial = w.finish(comp, ws, fold_id=folds.id, targets=targets, timings={}, extra={"folds_done": [0]})
+    full = _run(ws, data, np.full(n + m, 0.6))
+    assert partial.partial and partial.folds_done == (1, 4) and not full.partial
+    assert RunStore(ws, "synth").get("best").id == full.id
+    assert submission("synth", workspace=ws).stem == full.id
+    monkeypatch.chdir(ws.root)
+    capsys.readouterr()
+    main(["runs", "synth"])
+    out = capsys.readouterr().out
+    assert "1/4" in out and "4/4" in out and "cover some folds only" in out and "kk merge synth" in out
+    main(["list"])
+    assert "1.0000" not in capsys.readouterr().out

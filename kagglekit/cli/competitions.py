@@ -30,7 +30,8 @@ def list_competitions() -> None:
         data_dir = ws.data_dir(comp)
         data = "built-in" if comp.builtin and not data_dir.is_dir() else ("yes" if data_dir.is_dir() else "no")
         ranked = RunStore(ws, name).ranked(comp.metric)
-        best = ranked[0].cv if ranked else None
+        full = [r for r in ranked if not r.partial]  # a run over some folds is never the best
+        best = full[0].cv if full else None
         targets = ", ".join(t.name + ("" if t.submit else " (aux)") for t in comp.targets)
         table.add_row(name, comp.kind, targets, comp.metric, data, str(len(ranked)), fmt(best))
     console().print(table)

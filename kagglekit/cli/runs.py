@@ -23,7 +23,7 @@ def list_runs(competition: str,
     comp = ws.competition(competition)
     runs = RunStore(ws, comp.name).ranked(comp.metric, complete_only=not all_runs)
     rows = [r.summary() for r in runs]
-    best = next((r for r in runs if not r.problem and r.complete), None)
+    best = next((r for r in runs if not r.problem and r.complete and not r.partial), None)
     for r, s in zip(runs, rows, strict=True):
         same_folds = best is not None and not r.problem and r.meta.get("fold_id") == best.meta.get("fold_id")
         gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) if same_folds and r is not best \
@@ -39,15 +39,15 @@ def list_runs(competition: str,
     from rich.table import Table
 
     table = Table(title=f"{comp.name} runs ({comp.metric}, {'higher' if _greater(comp.metric) else 'lower'} is better)")
-    for col in ("run", "kind", "models", "CV", "± s.e.", "vs best", "holdout", "LB", "created"):
+    for col in ("run", "kind", "models", "folds", "CV", "± s.e.", "vs best", "holdout", "LB", "created"):
         table.add_column(col)
     for i, s in enumerate(rows):
         gap = s["vs_best"]
-        vs = "best" if i == 0 else "-" if gap is None else \
+        vs = "best" if runs[i] is best else "-" if gap is None else \
             (f"≈ {gap['diff']:+.4f}" if gap["indistinguishable"] else f"{gap['diff']:+.4f} worse")
         state = f" (broken: {s['broken']})" if s["broken"] else "" if s["complete"] else " (incomplete)"
         table.add_row(s["id"] + state, s["kind"] or "-",
-                      ",".join(s["models"]), fmt(s["cv"]), fmt(s["cv_se"]), vs, fmt(s["holdout"]), fmt(s["lb"]),
+                      ",".join(s["models"]), s.get("folds_done") or "-", fmt(s["cv"]), fmt(s["cv_se"]), vs, fmt(s["holdout"]), fmt(s["lb"]),
                       (s["created"] or "")[:19])
     out = console()
     out.print(table)
@@ -55,6 +55,11 @@ def list_runs(competition: str,
     if broken and not all_runs:
         out.print(f"{len(broken)} broken run(s) skipped (e.g. {broken[0].problem}); 'kk runs {comp.name} --all' "
                   "lists them", markup=False)
+    partial = [s["id"] for s in rows if s.get("partial")]
+    if partial:
+        out.print(f"{len(partial)} run(s) cover some folds only (e.g. {partial[0]}): their CV is not comparable and "
+                  f"they are never 'best'; train the other folds (kk train {comp.name} --folds ...) and join them "
+                  f"with kk merge {comp.name} RUN_A RUN_B", markup=False)
     ties = [s["id"] for s in rows if s["vs_best"] and s["vs_best"]["indistinguishable"]]
     if ties:
         out.print(f"≈: within two standard errors of the best run's per-fold scores ({len(ties)} run(s)): "
