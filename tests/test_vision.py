@@ -218,3 +218,19 @@ def test_final_predictions_use_the_best_checkpoint_at_its_own_size(ws):
     best_row = history.loc[history["cv"].idxmax()]
     assert int(preds["best_size"]) == best_row["size"]
     assert r.cv == pytest.approx(best_row["cv"])
+
+
+def test_16_bit_greyscale_keeps_its_grey_levels(tmp_path):
+    """#14.8: a 16-bit PNG with 78 grey levels came out as pure black and white."""
+    from PIL import Image
+
+    from kagglekit.vision.data import load_images
+
+    levels = np.linspace(0, 65535, 78).astype(np.uint16)
+    arr = np.repeat(levels[None, :], 10, axis=0)
+    Image.fromarray(arr).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode in ("I;16", "I")
+    (img,) = load_images([str(tmp_path / "deep.png")], 224)
+    assert img.shape == (10, 78, 3) and img.dtype == np.uint8
+    assert len(np.unique(img[..., 0])) == 78 and img[0, 0, 0] == 0 and img[0, -1, 0] == 255
+    assert np.all(np.diff(img[0, :, 0].astype(int)) > 0)  # the order of the grey levels is kept

@@ -35,7 +35,7 @@ def _load_one(path: str, size: int, cache_dir: Path | None) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     with Image.open(path) as im:
         im.load()
-        im = im.convert("RGB")
+        im = _to_rgb(im)
         w, h = im.size
         scale = size / min(w, h)
         if scale < 1:
@@ -48,6 +48,19 @@ def _load_one(path: str, size: int, cache_dir: Path | None) -> np.ndarray:
         Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
         os.replace(tmp, cached)
     return arr
+
+
+def _to_rgb(im):
+    """8-bit RGB. 16-bit greyscale (medical and satellite PNGs: modes I;16 and I) is scaled
+    from 0-65535 to 0-255: PIL's own convert("RGB") clips it to pure black and white."""
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
+        grey = np.clip(np.round(arr / top * 255), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return im.convert("RGB")
 
 
 def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, skip_bad: bool = False,
