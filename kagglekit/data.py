@@ -170,6 +170,13 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
         if n_nan:
             raise DataError(f"{tf}: target column {t.name!r} has {n_nan} missing values (NaN); drop or fill "
                             "those rows before training")
+        if t.task == "binary":
+            values = train[t.name].unique()
+            if len(values) > 2:
+                shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in sorted(values, key=str)[:5])
+                raise DataError(f"{tf}: target {t.name!r} is declared binary but has {len(values)} values ({shown}"
+                                f"{', ...' if len(values) > 5 else ''}); fix the stray rows, or declare "
+                                f"task = \"multiclass\" in {comp.spec_file}")
     for col in comp.tabular.date_columns:
         require_columns(train, [col], tf, f"listed in [tabular] date_columns of {comp.spec_file}")
     for col in (comp.cv.group, comp.cv.time):

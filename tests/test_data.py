@@ -98,3 +98,16 @@ def test_builtin_competitions_generate_deterministically(tmp_path):
     s = generate("shapes", tmp_path / "s")
     tr = pd.read_csv(s / "train.csv")
     assert set(tr.columns) == {"image_id", "shape", "colour"} and (s / "images" / tr.image_id[0]).is_file()
+
+
+def test_a_binary_target_with_a_third_value_is_refused(ws_path, ws):
+    from kagglekit.errors import DataError
+
+    from .conftest import make_tabular
+
+    make_tabular(ws_path, "synth")
+    train = pd.read_csv(ws_path / "data" / "synth" / "train.csv")
+    train.loc[5, "y"] = 2
+    train.to_csv(ws_path / "data" / "synth" / "train.csv", index=False)
+    with pytest.raises(DataError, match=r"train.csv: target 'y' is declared binary but has 3 values \(0, 1, 2\)"):
+        load_data(ws.competition("synth"), ws)
