@@ -165,11 +165,12 @@ def test_progressive_resizing_tta_and_resume(ws):
         if row["fold"] == 1 and row["epoch"] == 0:
             raise KeyboardInterrupt  # the machine went away after fold 1's first epoch
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         train("tiny", cfg, workspace=ws, log=crash_in_fold_1)
     from kagglekit.runs import RunStore
 
     partial = RunStore(ws, "tiny").runs(complete_only=False)[0]
+    assert str(stopped.value) == f"continue with: kk train tiny --resume {partial.id}"  # what Ctrl-C prints
     fold0 = partial.path / "fold_0" / "preds.npz"
     mtime = fold0.stat().st_mtime_ns
     assert [(r["size"], r["epoch"]) for r in calls if r["fold"] == 0] == [(16, 0), (24, 0)]

@@ -200,9 +200,12 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
                 train_seconds += row["seconds"]
             log(row)
 
-        fold_preds[f] = train_fold(f, tr, va, test_idx, cfg=cfg, data=data, heads=heads, y=y, images=images,
-                                   test_images=test_images, lr=float(lr), fold_dir=writer.path / f"fold_{f}",
-                                   log=counting_log, progress=progress)
+        try:
+            fold_preds[f] = train_fold(f, tr, va, test_idx, cfg=cfg, data=data, heads=heads, y=y, images=images,
+                                       test_images=test_images, lr=float(lr), fold_dir=writer.path / f"fold_{f}",
+                                       log=counting_log, progress=progress)
+        except KeyboardInterrupt:  # every finished epoch is checkpointed: say how to go on
+            raise KeyboardInterrupt(f"continue with: kk train {comp.name} --resume {writer.path.name}") from None
     ips = seen_total / train_seconds if train_seconds else 0.0
     write_json(writer.path / "lr.json", {"lr": float(lr)})
     run, res = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time() - (time.perf_counter() - t0),
