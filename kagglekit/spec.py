@@ -224,7 +224,7 @@ def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Comp
     metric = top.get("metric", str, required=True)
     from .metrics import METRICS  # light module, no heavy imports
 
-    if metric not in METRICS:
+    if metric not in METRICS and not re.fullmatch(r"map@\d+", metric):  # get_metric's map@k for any k
         raise top.error("metric", f"expected a registered metric ({one_of(sorted(METRICS))}), "
                         f"found {metric!r}{did_you_mean(metric, METRICS)}")
     pipeline = top.get("pipeline", str, None)

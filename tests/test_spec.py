@@ -125,3 +125,25 @@ def test_a_slug_that_is_a_path_is_refused(tmp_path, slug):
     with pytest.raises(SpecError, match="key 'slug': invalid Kaggle slug"):
         parse_spec({"slug": slug, "id": "id", "metric": "accuracy", "targets": [{"name": "y", "task": "binary"}]},
                    tmp_path / "c" / "competition.toml")
+
+
+def test_every_metric_get_metric_knows_is_accepted_by_the_spec(tmp_path):
+    from kagglekit.metrics import get_metric, list_metrics
+    from kagglekit.spec import parse_spec
+
+    for name in [*list_metrics(), "map@7", "map@3"]:
+        comp = parse_spec({"id": "id", "metric": name, "targets": [{"name": "y", "task": "multiclass"}]},
+                          tmp_path / "c" / "competition.toml")
+        assert get_metric(comp.metric).name == name
+    with pytest.raises(SpecError, match="key 'metric'"):
+        parse_spec({"id": "id", "metric": "map@", "targets": [{"name": "y", "task": "multiclass"}]},
+                   tmp_path / "c" / "competition.toml")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("resize", "crpo"), ("device", "gpu")])
+def test_a_misspelt_choice_is_refused_not_silently_replaced(flag, value):
+    pytest.importorskip("torch")
+    from kagglekit.vision.config import TrainConfig
+
+    with pytest.raises(SpecError, match=f"--{flag}: expected one of .*found '{value}'"):
+        TrainConfig(**{flag: value})

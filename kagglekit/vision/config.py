@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 from ..runs import Run, encode_target, target_info
 from ..spec import Competition
 from .model import Head
@@ -61,6 +61,13 @@ class TrainConfig:
             self.sizes = tuple(int(s) for s in self.sizes)
         if self.folds is not None:
             self.folds = tuple(int(f) for f in self.folds)
+        from ..spec import RESIZE_METHODS
+
+        for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS),
+                                     ("--device", self.device, ("auto", "cpu", "cuda", "mps"))):
+            if value is not None and value not in allowed:
+                raise SpecError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"
+                                f"{did_you_mean(value, allowed)}")
 
 
 @dataclass
