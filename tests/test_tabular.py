@@ -189,3 +189,9 @@ def test_feature_hook_must_live_in_the_competition_folder(ws, where):
     (folder.parent / "elsewhere.py").write_text("raise SystemExit('ran')\n")
     with pytest.raises(SpecError, match="outside the competition's folder"):
         baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+
+
+def test_a_run_records_the_parameters_its_model_really_used(ws):
+    make_tabular(ws.root, task="regression")
+    r = baseline("synth", models=("rf",), workspace=ws, submit=False)
+    assert r.results[0].run.config["params"]["max_features"] == 0.5  # the regression forest's, not "sqrt"

@@ -226,7 +226,9 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     for name in params:
         if name not in models:
             raise SpecError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
-    resolved = {m: create_model(m, task="classification", params=params.get(m)).resolved_params() for m in models}
+    task = "regression" if comp.submitted_targets[0].task == "regression" else "classification"
+    # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
+    resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
     data = load_data(comp, ws)
     folds = get_folds(data, ws)
     feats = build_features(data)
