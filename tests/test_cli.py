@@ -92,3 +92,14 @@ def test_baseline_with_fewer_than_two_folds_is_one_line(ws_path, k):
     r = kk("baseline", "synth", "--folds", k, cwd=ws_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip() == f"error: --folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)"
+
+
+def test_list_shows_a_broken_spec_whole_with_its_brackets(ws_path):
+    make_tabular(ws_path, "good")
+    (ws_path / "competitions" / "bad").mkdir()
+    (ws_path / "competitions" / "bad" / "competition.toml").write_text(
+        'id = "id"\nmetric = "accuracy"\n[[targets]]\nname = "y"\ntask = "binary"\n[cv]\nkind = "randm"\n')
+    r = kk("list", cwd=ws_path)
+    assert r.returncode == 0 and "good" in r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("invalid spec:"))
+    assert "key 'cv.kind'" in line and "found 'randm'" in line

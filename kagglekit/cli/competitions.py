@@ -21,11 +21,15 @@ def list_competitions() -> None:
     table = Table(title=f"competitions in {ws.competitions_dir}")
     for col in ("competition", "kind", "target(s)", "metric", "data", "runs", "best CV"):
         table.add_column(col)
+    from rich.text import Text
+
+    invalid = []
     for name in ws.competition_names():
         try:
             comp = ws.competition(name)
-        except KKError as e:
-            table.add_row(name, "[red]invalid spec[/red]", str(e)[:60], "", "", "", "")
+        except KKError as e:  # shown whole, below the table, as plain text ("[cv]" is not markup)
+            table.add_row(name, Text("invalid spec", style="red"), "", "", "", "", "")
+            invalid.append(str(e))
             continue
         data_dir = ws.data_dir(comp)
         data = "built-in" if comp.builtin and not data_dir.is_dir() else ("yes" if data_dir.is_dir() else "no")
@@ -34,7 +38,10 @@ def list_competitions() -> None:
         best = full[0].cv if full else None
         targets = ", ".join(t.name + ("" if t.submit else " (aux)") for t in comp.targets)
         table.add_row(name, comp.kind, targets, comp.metric, data, str(len(ranked)), fmt(best))
-    console().print(table)
+    out = console()
+    out.print(table)
+    for message in invalid:
+        out.print(f"invalid spec: {message}", style="red", markup=False, soft_wrap=True)
 
 
 @app.command("validate")
