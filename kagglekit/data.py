@@ -72,6 +72,8 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
 def read_table(path: Path, cache_dir: Path | None = None) -> pd.DataFrame:
     """Read a CSV (or parquet) file, through a parquet cache when ``cache_dir`` is given."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a CSV file; name the file inside it under [files]")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix == ".parquet":
@@ -88,8 +90,16 @@ def read_table(path: Path, cache_dir: Path | None = None) -> pd.DataFrame:
                 cached.unlink(missing_ok=True)
     try:
         df = pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({str(e).splitlines()[0][:80]}); if it is latin-1, re-save it as "
+                        f"UTF-8: iconv -f latin1 -t utf-8 {path.name} > utf8.csv") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"{path}: cannot parse as CSV: {str(e).splitlines()[0]}") from None
+    if df.shape[1] == 1 and any(sep in str(df.columns[0]) for sep in (";", "\t", "|")):
+        sep = next(x for x in (";", "\t", "|") if x in str(df.columns[0]))
+        raise DataError(f"{path}: one column named {str(df.columns[0])[:60]!r}: the file looks {sep!r}-separated; "
+                        "kagglekit reads comma-separated CSV, so re-save it with commas "
+                        f"(pandas: pd.read_csv(path, sep={sep!r}).to_csv(path, index=False))")
     if cached is not None:
         try:
             atomic_write_parquet(df, cached)
@@ -157,9 +167,13 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
         test = sample[[comp.id_column]].copy() if comp.id_column in sample.columns else sample.copy()
 
     tf = data_dir / comp.files.train
+    test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
+    for frame, file in ((train, tf), (test, test_file)):
+        if len(frame) == 0:
+            raise DataError(f"{file}: no rows, only a header; the file is incomplete (download it again: kk download "
+                            f"{comp.name} --force)")
     require_columns(train, [comp.id_column], tf, f"the id column declared as id in {comp.spec_file}")
     require_columns(train, [t.name for t in comp.targets], tf, f"a target declared in {comp.spec_file}")
-    test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
     require_columns(test, [comp.id_column], test_file, f"the id column declared in {comp.spec_file}")
     check_unique_ids(train, comp.id_column, tf)
     check_unique_ids(test, comp.id_column, test_file)
@@ -204,6 +218,9 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
 
 def _file(data_dir: Path, name: str, comp: Competition) -> Path:
     path = data_dir / name
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a CSV file (declared under [files] in {comp.spec_file}); "
+                        "name the file inside it")
     if not path.is_file():
         present = sorted(p.name for p in data_dir.iterdir())[:20] if data_dir.is_dir() else []
         raise DataError(f"{path}: file not found (declared under [files] in {comp.spec_file}); files in "

@@ -111,3 +111,32 @@ def test_a_binary_target_with_a_third_value_is_refused(ws_path, ws):
     train.to_csv(ws_path / "data" / "synth" / "train.csv", index=False)
     with pytest.raises(DataError, match=r"train.csv: target 'y' is declared binary but has 3 values \(0, 1, 2\)"):
         load_data(ws.competition("synth"), ws)
+
+
+def test_messages_for_files_that_are_not_what_they_seem(ws_path, ws):
+    """#14.9: a semicolon-separated or latin-1 file, a header-only file, train.csv as a folder."""
+    from .conftest import make_tabular
+
+    make_tabular(ws_path, "synth")
+    data = ws_path / "data" / "synth"
+    train = pd.read_csv(data / "train.csv")
+    comp = ws.competition("synth")
+
+    train.to_csv(data / "train.csv", index=False, sep=";")
+    with pytest.raises(DataError, match=r"train.csv: one column named .* looks ';'-separated"):
+        load_data(comp, ws)
+    train.assign(cat=train["cat"].fillna("café")).to_csv(data / "train.csv", index=False, encoding="latin-1")
+    with pytest.raises(DataError, match="train.csv: not UTF-8 text .* iconv -f latin1"):
+        load_data(comp, ws)
+    train.iloc[:0].to_csv(data / "train.csv", index=False)
+    with pytest.raises(DataError, match="train.csv: no rows, only a header"):
+        load_data(comp, ws)
+    train.to_csv(data / "train.csv", index=False)
+    test = pd.read_csv(data / "test.csv")
+    test.iloc[:0].to_csv(data / "test.csv", index=False)
+    with pytest.raises(DataError, match="test.csv: no rows, only a header"):
+        load_data(comp, ws)
+    (data / "train.csv").unlink()
+    (data / "train.csv").mkdir()
+    with pytest.raises(DataError, match="train.csv: is a folder, expected a CSV file"):
+        load_data(comp, ws)
