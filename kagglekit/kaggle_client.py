@@ -18,6 +18,7 @@ import stat
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,13 +129,31 @@ def _http_message(code: int | None, slug: str, what: str) -> str:
 
 # -- download ---------------------------------------------------------------------------------
 
+MAX_RATIO = 200  # uncompressed / compressed size of one member; CSVs compress 5-20x, a zip bomb 1000x
+
+
 def safe_extract(archive: Path, dest: Path) -> list[Path]:
     """Extract a zip into ``dest``, refusing members that would escape it (absolute paths, ``..``,
-    symlinks) and checking every file against the archive's declared size."""
+    symlinks), members that expand more than ``MAX_RATIO`` times (zip bombs), archives larger than
+    the free disk space, and checking every file against the archive's declared size and CRC."""
     dest = dest.resolve()
+    dest.mkdir(parents=True, exist_ok=True)
     out = []
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{archive}: not a readable zip archive ({e}); the download is incomplete") from None
+    with zf:
         members = zf.infolist()
+        total = sum(m.file_size for m in members)
+        free = shutil.disk_usage(dest).free
+        if total > free:
+            raise DataError(f"{archive}: expands to {total / 1e9:.1f} GB, more than the {free / 1e9:.1f} GB free "
+                            f"under {dest}")
+        for m in members:
+            if m.file_size > 10_000_000 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+                raise DataError(f"{archive}: member {m.filename!r} would expand {m.file_size / max(m.compress_size, 1):,.0f}"
+                                f" times ({m.compress_size:,} -> {m.file_size:,} bytes): a zip bomb; refusing it")
         for m in members:
             name = m.filename
             mode = m.external_attr >> 16
@@ -151,13 +170,17 @@ def safe_extract(archive: Path, dest: Path) -> list[Path]:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
-            with zf.open(m) as src, open(target, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > m.file_size:
-                        raise DataError(f"{archive}: member {m.filename!r} is larger than its declared "
-                                        f"{m.file_size} bytes; refusing it")
-                    dst.write(chunk)
+            try:
+                with zf.open(m) as src, open(target, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > m.file_size:
+                            raise DataError(f"{archive}: member {m.filename!r} is larger than its declared "
+                                            f"{m.file_size} bytes; refusing it")
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as e:  # bad CRC, truncated data
+                raise DataError(f"{archive}: member {m.filename!r} is damaged ({e}); the download is incomplete, "
+                                "try again") from None
             if written != m.file_size:
                 raise DataError(f"{archive}: member {m.filename!r} has {written} bytes, declared {m.file_size}")
             out.append(target)
@@ -184,9 +207,11 @@ def download(comp: Competition, ws: Workspace, *, force: bool = False) -> Path:
             raise KaggleError(f"Kaggle sent no file for {comp.slug!r}")
         files = work / "files"
         files.mkdir()
-        for a in archives:
-            if zipfile.is_zipfile(a):
-                safe_extract(a, files)
+        for a in archives:  # everything is checked before the old folder is touched
+            with open(a, "rb") as f:
+                looks_zip = f.read(4) == b"PK\x03\x04"
+            if zipfile.is_zipfile(a) or looks_zip or a.suffix.lower() == ".zip":
+                safe_extract(a, files)  # a truncated zip (no central directory) is refused here
             else:
                 shutil.move(str(a), files / a.name)
         if dest.exists():

@@ -147,3 +147,34 @@ def test_kk_new_downloads_then_scaffolds_a_spec_baseline_accepts(ws, kaggle_env,
     assert guess.id_column == "row_id" and guess.targets == [("y", "binary")] and guess.date_columns == ["when"]
     r = baseline("fresh", models=("lgbm",), workspace=ws)
     assert r.best.cv > 0.7 and r.submission.is_file()
+
+
+def test_a_damaged_download_never_replaces_the_data(ws, kaggle_env, synth_zip, tmp_path):
+    """#14.7: a truncated zip was moved in as a success (old data renamed aside); a bad CRC was a
+    traceback; a 306 KB zip expanded to 300 MB."""
+    import zipfile
+
+    with FakeKaggle({"synth": synth_zip}):
+        path = download(ws.competition("synth"), ws)
+    before = sorted(p.name for p in path.iterdir())
+    truncated = synth_zip[: len(synth_zip) // 2]
+    with FakeKaggle({"synth": truncated}), pytest.raises(DataError, match="not a readable zip archive"):
+        download(ws.competition("synth"), ws, force=True)
+    assert sorted(p.name for p in path.iterdir()) == before  # the old data is where it was
+    assert not list(path.parent.glob("synth.old-*"))
+
+    bad_crc = bytearray(make_zip({"train.csv": b"a,b\n" + b"1,2\n" * 5000}))
+    start = bad_crc.index(b"train.csv") + len(b"train.csv") + 20  # inside the compressed data
+    bad_crc[start] ^= 0xFF
+    archive = tmp_path / "crc.zip"
+    archive.write_bytes(bytes(bad_crc))
+    with pytest.raises(DataError, match=r"member 'train.csv' is damaged .* try again"):
+        safe_extract(archive, tmp_path / "out")
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train.csv", b"0" * 50_000_000)
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(DataError, match="zip bomb"):
+        safe_extract(bomb, tmp_path / "out2")
+    assert not (tmp_path / "out2" / "train.csv").exists()
