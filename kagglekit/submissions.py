@@ -3,6 +3,7 @@ validated before anything is written or sent, and scored locally when the labels
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,8 @@ def _check_values(col: pd.Series, plan: ColumnPlan, comp: Competition, name: str
     if plan.mode in ("label", "topk"):
         allowed = set(plan.classes or [])
         values = col.astype(str).str.split(" ").explode() if plan.mode == "topk" else col
-        vals = set(pd.Series(values).map(lambda v: str(int(v)) if isinstance(v, float) and v == int(v) else str(v)))
+        vals = set(pd.Series(values).map(lambda v: str(int(v)) if isinstance(v, float) and math.isfinite(v)
+                                         and v == int(v) else str(v)))  # 1.0 is class "1"; inf is no class
         bad = vals - allowed
         if bad:
             return [f"{name}: column {c!r} has values outside the classes {sorted(allowed)[:10]}, "

@@ -81,6 +81,7 @@ def test_submission_round_trip_and_validation(ws):
     nan.loc[0, "y"] = np.nan
     assert "missing values (NaN)" in validate_submission(data, nan)[0]
     assert "outside the classes" in validate_submission(data, sub.assign(y=7))[0]
+    assert "e.g. 'inf'" in validate_submission(data, sub.astype({"y": float}).assign(y=np.inf))[0]  # no OverflowError
     with pytest.raises(SubmissionError, match="more problems"):
         check_submission(data, bad_ids.iloc[:-3])
 
