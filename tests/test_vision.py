@@ -120,11 +120,31 @@ def test_corrupt_image_is_named_or_skipped(ws):
         f.write(b"not a png")
     with pytest.raises(DataError, match=bad.split("/")[-1]):
         train("tiny", TrainConfig(epochs=1, **FAST), workspace=ws)
+    bad_test = data.test["path"].iloc[2]
+    with open(bad_test, "wb") as f:
+        f.write(b"not a png either")
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         r = train("tiny", TrainConfig(epochs=1, skip_bad_images=True, **FAST), workspace=ws, submit=False)
     assert any("skipping unreadable image" in str(x.message) for x in w)
     assert r.run.complete
+    # #14.8: what was skipped is recorded; the unreadable test image gets the training prior, and the
+    # unreadable training image is out of the scores
+    assert r.run.meta["skipped_images"] == {"train": [bad], "test": [bad_test]}
+    test = r.run.test()
+    prior = data.train.loc[data.train["path"] != bad, "shape"].value_counts(normalize=True)
+    row = test.iloc[2]
+    assert all(abs(row[f"shape:{c}"] - prior[c]) < 1e-9 for c in prior.index)
+    from kagglekit.folds import get_folds
+    from kagglekit.runs import score_predictions, target_info
+
+    folds = get_folds(data, ws)
+    oof = r.run.oof()
+    targets = target_info(data.comp, data.train)
+    preds = {h: oof[[c for c in oof.columns if c.startswith(h + ":")]].to_numpy() for h in ("shape", "colour")}
+    keep = np.flatnonzero(data.train["path"].to_numpy() != bad)
+    assert r.cv == pytest.approx(score_predictions(data.comp, data.train, preds, targets, rows=keep)["cv"])
+    assert len(folds.fold) == len(data.train)
 
 
 def test_lr_find_restores_model_and_suggests_valley(ws):

@@ -44,8 +44,9 @@ from .model import Head
 
 
 def assemble(writer_path: Path, data: CompetitionData, folds: Folds, heads: list[Head],
-             fold_preds: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """OOF (NaN for folds not run) and fold-averaged test predictions, with and without TTA."""
+             fold_preds: dict[int, dict[str, Any]], unscored: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """OOF (NaN for folds not run) and fold-averaged test predictions, with and without TTA.
+    Rows in ``unscored`` (training images that could not be read) are left out of every score."""
     comp = data.comp
     n, m = len(data.train), len(data.test)
     has_tta = all(f"oof_tta:{heads[0].name}" in p for p in fold_preds.values())
@@ -63,22 +64,32 @@ def assemble(writer_path: Path, data: CompetitionData, folds: Folds, heads: list
             oof[h.name], test[h.name] = o, t
         out[variant] = (oof, test)
     targets = target_info(comp, data.train)
-    rows = np.flatnonzero(np.isin(folds.fold, sorted(fold_preds)))
+    keep = ~np.isin(np.arange(n), sorted(unscored))
+    rows = np.flatnonzero(np.isin(folds.fold, sorted(fold_preds)) & keep)
     scores = {}
     for variant, (oof, _) in out.items():
         scores[variant] = score_predictions(comp, data.train, oof, targets, rows=rows)
         scores[variant + "_folds"] = [
-            score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
+            score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero((folds.fold == f) & keep))["cv"]
             for f in sorted(fold_preds)]
     return {"variants": out, "scores": scores, "targets": targets, "best": "tta" if has_tta else "plain"}
 
 
 def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: Folds, heads: list[Head],
                 fold_preds: dict[int, dict[str, Any]], cfg: TrainConfig, started: float,
-                images_per_second: float) -> tuple[Run, dict[str, Any]]:
+                images_per_second: float, bad_train: frozenset[int] = frozenset(),
+                bad_test: frozenset[int] = frozenset()) -> tuple[Run, dict[str, Any]]:
     comp = data.comp
-    res = assemble(writer.path, data, folds, heads, fold_preds)
+    res = assemble(writer.path, data, folds, heads, fold_preds, bad_train)
     oof, test = res["variants"][res["best"]]
+    if bad_test:  # an unreadable test image gets the training prior, not a guess from a black placeholder
+        idx, good = sorted(bad_test), np.setdiff1d(np.arange(len(data.train)), sorted(bad_train))
+        for h in heads:
+            if h.classes:
+                codes = encode_target(data.train[h.name], list(h.classes))[good]
+                test[h.name][idx] = np.bincount(codes, minlength=len(h.classes)) / len(codes)
+            else:
+                test[h.name][idx] = float(data.train[h.name].iloc[good].mean())
     writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, res["targets"]),
                             to_frame(data.test[comp.id_column], comp.id_column, test, res["targets"]))
     s = res["scores"]
@@ -96,7 +107,8 @@ def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: 
     sub_heads = [h for h in heads if h.submit and h.classes]
     if sub_heads:
         h = sub_heads[0]
-        rows = np.flatnonzero(~np.isnan(oof[h.name]).any(axis=1))
+        rows = np.flatnonzero(~np.isnan(oof[h.name]).any(axis=1) & ~np.isin(np.arange(len(data.train)),
+                                                                            sorted(bad_train)))
         y_idx = encode_target(data.train[h.name], list(h.classes))[rows]
         confusion_matrix_png(y_idx, oof[h.name][rows].argmax(1), list(h.classes), writer.path / "confusion_matrix.png",
                              f"{comp.name}: {h.name} (OOF)")
@@ -105,7 +117,10 @@ def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: 
                            writer.path / "top_losses.png")
     run = writer.finish(comp, ws, fold_id=folds.id, targets=res["targets"],
                         timings={"train_s": round(time.time() - started, 2), "images_per_s": images_per_second},
-                        extra={"folds_done": sorted(fold_preds), "arch": cfg.arch})
+                        extra={"folds_done": sorted(fold_preds), "arch": cfg.arch,
+                               "skipped_images": {
+                                   "train": [str(data.train["path"].iloc[i]) for i in sorted(bad_train)],
+                                   "test": [str(data.test["path"].iloc[i]) for i in sorted(bad_test)]}})
     return run, res
 
 
@@ -178,7 +193,8 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     test_images = load_images(data.test["path"].tolist(), side, cache, skip_bad=cfg.skip_bad_images,
                               progress=progress)
     blank = np.zeros((side, side, 3), np.uint8)
-    bad_train = {i for i, im in enumerate(images) if im is None}
+    bad_train = frozenset(i for i, im in enumerate(images) if im is None)  # out of training and of the scores
+    bad_test = frozenset(i for i, im in enumerate(test_images) if im is None)  # predicted as the prior
     images = [blank if im is None else im for im in images]
     test_images = [blank if im is None else im for im in test_images]
     if writer is None:
@@ -209,7 +225,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     ips = seen_total / train_seconds if train_seconds else 0.0
     write_json(writer.path / "lr.json", {"lr": float(lr)})
     run, res = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time() - (time.perf_counter() - t0),
-                           ips)
+                           ips, bad_train, bad_test)
     scores = run.scores
     result = TrainResult(run, scores["cv"], scores.get("cv_no_tta") if cfg.tta else None, scores["folds"],
                          sorted(fold_preds), time.perf_counter() - t0, ips, per_target=scores.get("per_target", {}),
