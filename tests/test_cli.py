@@ -56,6 +56,8 @@ def test_baseline_runs_validate_score_via_cli(ws_path, capsys):
     main(["baseline", "synth", "--model", "lgbm", "--folds", "3"])
     out = capsys.readouterr().out
     assert "lgbm *" in out and "3-fold CV" in out and "submission (lgbm)" in out
+    plot = out.split("feature importance (lgbm): ")[1].split()[0]
+    assert plot.endswith("importance.png") and os.path.isfile(plot)  # where the plot went, printed
     sub = next((ws_path / "submissions" / "synth").glob("*.csv"))
     main(["validate", "synth", str(sub)])
     assert "is a valid submission" in capsys.readouterr().out

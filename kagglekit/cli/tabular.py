@@ -57,6 +57,8 @@ def baseline(
     out.print(table)
     for note in result.notes:
         out.print(note, markup=False)
+    for r in result.results:
+        out.print(f"feature importance ({r.model}): {r.run.path / 'importance.png'}", markup=False)
     if result.submission:
         out.print(f"submission ({result.chosen}): {result.submission}", markup=False)
     if result.holdout is not None:

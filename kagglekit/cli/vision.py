@@ -91,6 +91,10 @@ def train(
         line += f"  (without TTA {fmt(result.cv_no_tta)})"
     out.print(line + "  " + "  ".join(f"{k}={fmt(v)}" for k, v in result.per_target.items()), markup=False)
     out.print(f"training throughput {result.images_per_second:.1f} img/s; done in {result.seconds:.1f}s")
+    plots = [result.run.path / n for n in ("confusion_matrix.png", "top_losses.png", "lr_find.png")]
+    for path in (p for p in plots if p.is_file()):
+        out.print(f"plot: {path}", markup=False)
+    out.print(f"epochs: {result.run.path / 'history.csv'}", markup=False)
     if result.submission:
         out.print(f"submission: {result.submission}")
     if result.holdout is not None:
