@@ -29,6 +29,11 @@ def test_inline_competition_without_toml(tmp_path, monkeypatch):
                                  cv={"kind": "stratified", "k": 3})
     result = kk.baseline(comp, models=("lgbm",))
     assert result.best.cv > 0.75 and result.submission.is_file()
+    # a notebook shows a summary, not a dataclass dump (#15.5)
+    text = repr(result)
+    assert text.startswith("<BaselineResult inline (accuracy): lgbm* 0.") and len(text) < 300
+    assert "<table>" in result._repr_html_() and result.best.run.id in result._repr_html_()
+    assert {"baseline", "train", "check", "__version__"} <= set(dir(kk)) and "import_module" not in dir(kk)
     path = kk.submission(comp)
     assert path.is_file() and path != result.submission  # a new file; nothing overwritten
     with pytest.raises(kk.KKError, match="targets\\[0\\].task"):

@@ -67,6 +67,24 @@ class BaselineResult:
         m = get_metric(self.metric)
         return min(self.results, key=lambda r: m.sort_key(r.cv))
 
+    def __repr__(self) -> str:  # a notebook's cell output: the CLI's table in words, not a dataclass dump
+        models = ", ".join(f"{r.model}{'*' if r is self.best else ''} {r.cv:.4f} ± {r.cv_std:.4f}"
+                           for r in self.results)
+        return (f"<BaselineResult {self.competition} ({self.metric}): {models}; submission "
+                f"{self.chosen or '-'} -> {self.submission}>")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(r.model)}{' *' if r is self.best else ''}</td><td>{r.cv:.4f}</td>"
+                       f"<td>{r.cv_std:.4f}</td><td>{' '.join(f'{x:.3f}' for x in r.fold_scores)}</td>"
+                       f"<td>{html.escape(r.run.id)}</td></tr>" for r in self.results)
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        sub = f"<p>submission ({html.escape(self.chosen)}): {html.escape(str(self.submission))}</p>" \
+            if self.submission else ""
+        return (f"<b>{html.escape(self.competition)}</b> ({html.escape(self.metric)})<table><tr><th>model</th>"
+                f"<th>CV</th><th>± std</th><th>folds</th><th>run</th></tr>{rows}</table>{notes}{sub}")
+
 
 def build_features(data: CompetitionData) -> TabularFeatures:
     """Feature hook, then ``add_datepart`` on the date columns, over train and test together;

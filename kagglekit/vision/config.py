@@ -84,6 +84,11 @@ class TrainResult:
     per_target: dict[str, float] = field(default_factory=dict)
     weights_source: str = ""
 
+    def __repr__(self) -> str:  # a notebook's cell output: the summary, not a dataclass dump
+        tta = f" (no TTA {self.cv_no_tta:.4f})" if self.cv_no_tta is not None else ""
+        return (f"<TrainResult {self.run.id}: CV {self.cv:.4f}{tta} over folds {self.folds_done}, "
+                f"{self.images_per_second:.1f} img/s, {self.seconds:.0f}s; submission {self.submission}>")
+
 
 def seed_everything(seed: int) -> None:
     import torch
