@@ -105,3 +105,8 @@ def test_list_shows_a_broken_spec_whole_with_its_brackets(ws_path):
     assert r.returncode == 0 and "good" in r.stdout
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("invalid spec:"))
     assert "key 'cv.kind'" in line and "found 'randm'" in line
+
+
+def test_shell_completion_script_is_offered():
+    r = kk("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    assert r.returncode == 0 and "_kk_completion" in r.stdout and "complete " in r.stdout
