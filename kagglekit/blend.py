@@ -31,7 +31,7 @@ from .metrics import get_metric
 from .runs import Run, RunStore, fold_gap, from_frame, score_predictions, to_frame
 from .spec import Competition
 from .submissions import submission_from_run
-from .workspace import Workspace
+from .workspace import Workspace, resolve
 
 METHODS = ("greedy", "mean", "rank", "weights", "stacking")
 
@@ -141,8 +141,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     t0 = time.perf_counter()
     if method not in METHODS:
         raise SpecError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}{did_you_mean(method, METHODS)}")
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     store = RunStore(ws, comp.name)
     metric = get_metric(comp.metric)
     skipped: list[str] = []

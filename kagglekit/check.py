@@ -26,7 +26,7 @@ import pandas as pd
 from .data import CompetitionData, load_data
 from .errors import SpecError
 from .spec import Competition
-from .workspace import Workspace
+from .workspace import Workspace, resolve
 
 ALIKE_AUC = 0.6  # below: train and test look alike
 SEPARATES_AUC = 0.7  # a single feature at or above this separates the sets on its own
@@ -255,8 +255,7 @@ def check(competition: str | Competition, *, workspace: Workspace | None = None,
     ``KK_WEIGHTS_DIR``) when weights are at hand, and checked for byte-identical images."""
     from .tabular.baseline import build_features
 
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     data = load_data(comp, ws)
     if comp.kind == "image":
         return check_images(data, ws, arch=arch, weights=weights, write=write)

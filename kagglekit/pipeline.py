@@ -21,7 +21,7 @@ from typing import Any
 from .errors import SpecError, did_you_mean, one_of
 from .runs import Run, RunStore
 from .spec import TRAIN_KEYS, Competition, _Table, validate_name
-from .workspace import Workspace
+from .workspace import Workspace, resolve
 
 STAGE_KEYS = {
     "baseline": {"models", "params", "seed", "k", "time_budget"},
@@ -167,8 +167,7 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
                  on_stage: Callable[[StageOutcome], None] | None = None) -> PipelineResult:
     """Run a recipe's stages in order, reusing identical finished stages, ending with the ensemble."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     name = pipeline or comp.pipeline or ("vision" if comp.kind == "image" else "tabular")
     recipe = load_recipe(ws, name, comp)
     store = RunStore(ws, comp.name)

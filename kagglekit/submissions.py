@@ -16,7 +16,7 @@ from .errors import SubmissionError
 from .metrics import get_metric
 from .runs import Run, encode_target, from_frame, target_classes
 from .spec import Competition, Target
-from .workspace import KAGGLE_WORKING, Workspace, on_kaggle
+from .workspace import KAGGLE_WORKING, Workspace, on_kaggle, resolve
 
 
 @dataclass(frozen=True)
@@ -285,10 +285,8 @@ def submission(competition: Any, run: str | None = None, *, workspace: Workspace
     from .data import load_data
     from .errors import RunError
     from .runs import RunStore
-    from .spec import Competition as _Competition
 
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, _Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     store = RunStore(ws, comp.name)
     if run is None:
         ranked = [r for r in store.ranked(comp.metric) if not r.partial]

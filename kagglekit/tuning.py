@@ -24,7 +24,7 @@ from .folds import get_folds
 from .metrics import get_metric
 from .runs import write_json
 from .spec import Competition, validate_name
-from .workspace import Workspace
+from .workspace import Workspace, resolve
 
 
 @dataclass
@@ -82,8 +82,7 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     from .tabular.models import MODELS, create_model
 
     t0 = time.perf_counter()
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     metric = get_metric(comp.metric)
     data = load_data(comp, ws)
     folds = get_folds(data, ws)

@@ -125,3 +125,11 @@ class Workspace:
         if comp.builtin:  # generated data goes to a folder we own
             return (self.out / "data" / comp.name) if on_kaggle() else local
         return candidates[0]
+
+
+def resolve(competition: Competition | str, workspace: Workspace | None = None) -> tuple[Workspace, Competition]:
+    """The one way every library entry point gets its workspace and validated spec: a name is
+    looked up in ``workspace`` (found from the current folder when None); a competition declared
+    in Python (``kk.define_competition``) is used as it is."""
+    ws = workspace or Workspace.for_competition(competition)
+    return ws, competition if isinstance(competition, Competition) else ws.competition(competition)

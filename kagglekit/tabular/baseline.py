@@ -22,7 +22,7 @@ from ..metrics import get_metric
 from ..runs import Run, RunStore, encode_target, fold_gap, score_predictions, target_info, to_frame
 from ..spec import Competition
 from ..submissions import submission_from_run
-from ..workspace import Workspace
+from ..workspace import Workspace, resolve
 from .dates import add_datepart
 from .hooks import apply_hook, hook_digest, hook_path, load_hook
 from .models import create_model
@@ -232,8 +232,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     """Cross-validate each model on the shared folds, store one run per model and write the
     submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
     if k is not None and k < 2:

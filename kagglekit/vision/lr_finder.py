@@ -11,7 +11,7 @@ from ..data import CompetitionData, load_data
 from ..errors import KKError, SpecError
 from ..folds import Folds, get_folds
 from ..spec import Competition
-from ..workspace import Workspace
+from ..workspace import Workspace, resolve
 from .config import (
     TrainConfig,
     cache_side,
@@ -60,8 +60,7 @@ def lr_find(competition: str | Competition, config: TrainConfig | None = None, *
     from .data import load_images
     from .plots import lr_find_png
 
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     if comp.kind != "image":
         raise SpecError(f"{comp.name} is a tabular competition: the learning-rate finder is for 'kk train'")
     cfg = resolve_config(comp, config, overrides)

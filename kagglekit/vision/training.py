@@ -37,7 +37,7 @@ from ..runs import (
 )
 from ..spec import Competition
 from ..submissions import submission_from_run
-from ..workspace import Workspace
+from ..workspace import Workspace, resolve
 from .config import TrainConfig, TrainResult, cache_side, default_size, make_heads, resolve_config
 from .fold import train_fold
 from .model import Head
@@ -151,8 +151,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
           submit: bool = True, **overrides: Any) -> TrainResult:
     """Fine-tune ``config.arch`` on every fold (or ``config.folds``) and store the run."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.for_competition(competition)
-    comp = competition if isinstance(competition, Competition) else ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     if comp.kind != "image":
         raise SpecError(f"{comp.name} is a tabular competition; use 'kk baseline {comp.name}' instead of train")
     store = RunStore(ws, comp.name)
@@ -236,12 +235,11 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     return result
 
 
-def merge(competition: str, run_ids: list[str], *, workspace: Workspace | None = None,
+def merge(competition: str | Competition, run_ids: list[str], *, workspace: Workspace | None = None,
           submit: bool = True) -> TrainResult:
     """``kk merge``: assemble the folds of runs trained separately (same config but ``folds``)."""
     t0 = time.perf_counter()
-    ws = workspace or Workspace.find()
-    comp = ws.competition(competition)
+    ws, comp = resolve(competition, workspace)
     store = RunStore(ws, comp.name)
     runs = [store.get(r) for r in run_ids]
     if len(runs) < 2:
