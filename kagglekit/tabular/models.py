@@ -221,6 +221,7 @@ class RandomForestModel(TabularModel):
                 break
         self.estimator_ = est
         self.feature_importances_ = est.feature_importances_
+        self.best_iteration_ = est.n_estimators  # trees grown: fewer than asked when the time limit stopped it
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
