@@ -255,3 +255,29 @@ def test_16_bit_greyscale_keeps_its_grey_levels(tmp_path):
     assert img.shape == (10, 78, 3) and img.dtype == np.uint8
     assert len(np.unique(img[..., 0])) == 78 and img[0, 0, 0] == 0 and img[0, -1, 0] == 255
     assert np.all(np.diff(img[0, :, 0].astype(int)) > 0)  # the order of the grey levels is kept
+
+
+def test_resume_runs_no_code_from_a_crafted_checkpoint(ws, tmp_path):
+    """#14.4: --resume loaded last.pt with weights_only=False, so a crafted file ran code."""
+    from kagglekit.errors import RunError
+    from kagglekit.runs import RunStore
+
+    make_images(ws.root)
+    cfg = TrainConfig(epochs=2, **FAST)
+
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train("tiny", cfg, workspace=ws, log=stop)
+    run = RunStore(ws, "tiny").runs(complete_only=False)[0]
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"model": Payload()}, run.path / "fold_0" / "last.pt")
+    with pytest.raises(RunError, match=r"fold_0/last.pt: not a plain kagglekit checkpoint"):
+        train("tiny", workspace=ws, resume=run.id)
+    assert not marker.exists()

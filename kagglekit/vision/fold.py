@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import CompetitionData
+from ..errors import RunError
 from ..metrics import get_metric
 from ..runs import score_predictions
 from .config import TrainConfig, phases, resize_method, schedule, seed_everything
@@ -37,7 +38,14 @@ class Checkpointer:
 
         self.last, self.best_path = fold_dir / "last.pt", fold_dir / "best.pt"
         self.metric = get_metric(metric_name)
-        self.state = torch.load(self.last, weights_only=True) if self.last.is_file() else None
+        self.state = None
+        if self.last.is_file():
+            try:  # plain tensors and numbers only: a crafted file runs no code here
+                self.state = torch.load(self.last, weights_only=True)
+            except Exception as e:  # pickle.UnpicklingError for code, RuntimeError for a damaged file
+                raise RunError(f"{self.last}: not a plain kagglekit checkpoint ({type(e).__name__}); refusing to "
+                               "load it (it was not written by kk train, or is damaged): move it aside to "
+                               "restart this fold") from None
         s = self.state or {}
         self.best: float | None = s.get("best")
         self.best_size: int = s.get("best_size", default_size)
