@@ -147,3 +147,13 @@ def exact_duplicates(paths: list[str]) -> list[tuple[str, str]]:
             else:
                 seen[digest] = p
     return pairs
+
+
+def duplicate_images(train_paths: list[str], test_paths: list[str]) -> tuple[list[tuple[str, str]],
+                                                                               list[tuple[str, str]]]:
+    """Byte-identical pairs among training images, and pairs across train and test (a leak)."""
+    in_train = set(train_paths)
+    pairs = exact_duplicates(train_paths + test_paths)
+    within = [(a, b) for a, b in pairs if a in in_train and b in in_train]
+    across = [(a, b) for a, b in pairs if (a in in_train) != (b in in_train)]
+    return within, across

@@ -12,7 +12,6 @@ set that resembles the test).
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ import pandas as pd
 
 from .data import CompetitionData, load_data
 from .errors import SpecError
+from .runs import write_json
 from .spec import Competition
 from .workspace import Workspace, resolve
 
@@ -57,6 +57,9 @@ class CheckReport:
     n_train: int = 0
     n_test: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "folder": str(self.folder) if self.folder else None}
 
     def separating(self) -> list[FeatureCheck]:
         return [f for f in self.features if f.auc >= SEPARATES_AUC or f.out_of_range >= 0.5]
@@ -249,7 +252,7 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
 
 
 def check(competition: str | Competition, *, workspace: Workspace | None = None, write: bool = True,
-          progress: bool = False, arch: str | None = None, weights: str | None = None) -> CheckReport:
+          arch: str | None = None, weights: str | None = None) -> CheckReport:
     """Adversarial validation and leak checks (see the module doc). Image competitions are
     compared on pretrained embeddings (``arch``/``weights``, else the spec's ``[train]`` and
     ``KK_WEIGHTS_DIR``) when weights are at hand, and checked for byte-identical images."""
@@ -306,14 +309,13 @@ def check_images(data: CompetitionData, ws: Workspace, *, arch: str | None, weig
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ._image_tables import exact_duplicates
+    from ._image_tables import duplicate_images
 
     comp = data.comp
     if "path" not in data.test.columns:
         raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be compared")
     train_paths, test_paths = data.train["path"].tolist(), data.test["path"].tolist()
-    in_train = set(train_paths)
-    leaks = [(a, b) for a, b in exact_duplicates(train_paths + test_paths) if (a in in_train) != (b in in_train)]
+    _, leaks = duplicate_images(train_paths, test_paths)
     findings = []
     if leaks:
         findings.append(f"{len(leaks)} test images are byte-identical to training images (e.g. {leaks[0][0]} = "
@@ -381,20 +383,22 @@ def _verdict(comp: Competition, auc: float, auc_after: float | None, checks: lis
 
 def _write(ws: Workspace, comp: Competition, data: CompetitionData, report: CheckReport,
            test_likeness: np.ndarray) -> Path:
-    folder = ws.runs_dir(comp.name) / "checks" / f"{datetime.now():%Y%m%d-%H%M%S}"
-    for i in range(2, 1000):
-        if not folder.exists():
+    base = ws.runs_dir(comp.name) / "checks" / f"{datetime.now():%Y%m%d-%H%M%S}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):  # a fresh folder per check, never an earlier one's
+        folder = base if i == 0 else base.with_name(f"{base.name}-{i + 1}")
+        try:
+            folder.mkdir()
             break
-        folder = folder.with_name(f"{folder.name.split('~')[0]}~{i}")
-    folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
     ids = data.train[comp.id_column] if comp.id_column in data.train.columns else pd.Series(range(len(data.train)))
     ranked = pd.DataFrame({comp.id_column: ids.to_numpy(), "p_test": test_likeness})
     ranked = ranked.sort_values("p_test", ascending=False, kind="stable")
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     ranked.to_csv(folder / "test_likeness.csv", index=False)
-    body = asdict(report)
-    body["folder"] = str(folder)
-    (folder / "report.json").write_text(json.dumps(body, indent=2, default=str) + "\n")
+    report.folder = folder
+    write_json(folder / "report.json", report.as_json())
     if report.features:
         _plot(report, folder / "separation.png")
     return folder

@@ -7,6 +7,7 @@ checked here, with errors that list the columns found.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -37,9 +38,22 @@ def umask_mode(directory: bool = False) -> int:
     """Permissions a plain ``open()`` / ``mkdir()`` would give: 0666 / 0777 less the process umask
     (mkstemp's 0600 and mkdtemp's 0700 would lock other users of a shared runs/ or data/ folder out
     of files they need, e.g. for kk merge)."""
-    mask = os.umask(0)
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (setting it to read it back
+    would briefly give files created by other threads, e.g. the image cache's, no mask at all)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
+    return mask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -177,27 +177,29 @@ def test_files_and_folders_follow_the_umask(ws):
     import os
     import stat
 
-    from kagglekit.data import atomic_write_bytes
+    from kagglekit.data import _umask, atomic_write_bytes
     from kagglekit.workspace import Workspace
 
-    old = os.umask(0o022)
+    old = os.umask(0o027)  # group may read, others nothing: neither mkstemp's 0600 nor a plain 0644
+    _umask.cache_clear()
     try:
         make_tabular(ws.root)
         data = load_data(ws.competition("synth"), ws)
         run = _run(ws, data, np.random.default_rng(0).random(len(data.train) + len(data.test)))
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run.path.iterdir() if p.is_file()}
-        assert modes and set(modes.values()) == {0o644}, modes
+        assert modes and set(modes.values()) == {0o640}, modes
         atomic_write_bytes(ws.root / "x.bin", b"1")
-        assert stat.S_IMODE((ws.root / "x.bin").stat().st_mode) == 0o644
+        assert stat.S_IMODE((ws.root / "x.bin").stat().st_mode) == 0o640
         spec = REPO / "competitions" / "playground-churn" / "competition.toml"
         (ws.root / "competitions" / "playground-churn").mkdir()
         (ws.root / "competitions" / "playground-churn" / "competition.toml").write_text(spec.read_text())
         load_data(Workspace.at(ws.root).competition("playground-churn"), ws)
         generated = ws.root / "data" / "playground-churn"
-        assert stat.S_IMODE(generated.stat().st_mode) == 0o755
-        assert stat.S_IMODE((generated / "train.csv").stat().st_mode) == 0o644
+        assert stat.S_IMODE(generated.stat().st_mode) == 0o750
+        assert stat.S_IMODE((generated / "train.csv").stat().st_mode) == 0o640
     finally:
         os.umask(old)
+        _umask.cache_clear()
 
 
 def test_recording_the_git_commit_runs_no_repository_configured_command(ws, tmp_path):

@@ -18,16 +18,13 @@ def check(
 ) -> None:
     """Tell train rows from test rows: the AUC, what separates them, leaks, and what to do about it."""
     import json
-    from dataclasses import asdict
 
     from ..check import check as run_check
 
-    report = run_check(competition, workspace=workspace(), progress=True, arch=arch, weights=weights)
+    report = run_check(competition, workspace=workspace(), arch=arch, weights=weights)
     out = console()
     if json_out:
-        body = asdict(report)
-        body["folder"] = str(report.folder)
-        print(json.dumps(body, indent=2, default=str))
+        print(json.dumps(report.as_json(), indent=2, default=str))
         return
     how = "LightGBM, 5-fold" if report.features else "logistic regression on embeddings"
     out.print(f"{report.competition}: {report.n_train} train rows vs {report.n_test} test rows, "

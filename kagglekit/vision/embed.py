@@ -16,8 +16,6 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
     """Pooled pre-logits features of every train and test image under the model's own evaluation
     transform, from local weights (``weights`` or ``KK_WEIGHTS_DIR``; ``arch`` defaults to the
     spec's ``[train] arch``). Returns (train, test, source of the weights)."""
-    import torch
-
     from .data import load_images
     from .learner import Learner, resolve_device
     from .loaders import Loaders
@@ -39,7 +37,6 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
         images = load_images(frame["path"].tolist(), side, cache)
         loader = Loaders(images, np.zeros((len(images), 1), np.float32), cfg, *model_stats(model), resize,
                          cfg.seed)(np.arange(len(images)), cfg.sizes[0], train=False)
-        with torch.no_grad():
-            feats, _ = learner.features(loader)
+        feats, _ = learner.features(loader)  # eval mode, no gradients
         out.append(feats.numpy())
     return out[0], out[1], source

@@ -127,13 +127,12 @@ def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: 
 def warn_duplicates(data: CompetitionData, folds: Folds) -> list[str]:
     """Warn about byte-identical images: training copies in different folds (an optimistic CV) and
     test images identical to training images (a leak). Returns the warnings."""
-    from .._image_tables import exact_duplicates
+    from .._image_tables import duplicate_images
 
-    train_paths, test_paths = data.train["path"].tolist(), data.test["path"].tolist()
+    train_paths = data.train["path"].tolist()
     where = {p: i for i, p in enumerate(train_paths)}
-    pairs = exact_duplicates(train_paths + test_paths)
-    split = [(a, b) for a, b in pairs if a in where and b in where and folds.fold[where[a]] != folds.fold[where[b]]]
-    leaks = [(a, b) for a, b in pairs if (a in where) != (b in where)]
+    within, leaks = duplicate_images(train_paths, data.test["path"].tolist())
+    split = [(a, b) for a, b in within if folds.fold[where[a]] != folds.fold[where[b]]]
     messages = []
     if split:
         messages.append(f"{len(split)} training images are byte-identical copies of others in another fold (e.g. "
