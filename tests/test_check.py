@@ -185,6 +185,7 @@ def test_baseline_submits_the_blend_only_when_its_models_are_indistinguishable(w
         blend = RunStore(ws, "noisy").get(r.submission.stem)
         assert blend.config["method"] == "mean"
         assert np.allclose(blend.test()["y:1"], np.mean(list(runs.values()), axis=0))
+        assert [p.stem for p in r.submission.parent.glob("*.csv")] == [r.submission.stem]  # one file, not two
     else:
         assert r.chosen == r.best.model and r.submission.stem == r.best.run.id
     assert len(sub) == 100

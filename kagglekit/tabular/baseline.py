@@ -286,16 +286,16 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
         result.notes.insert(0, f"suspicious: {', '.join(perfect)} scored a perfect CV ({comp.metric} "
                                f"{result.best.cv:.4f}): a target leak is the likely "
                                f"cause (a column that is the target, or tied to it); run 'kk check {comp.name}'")
-    if submit:
+    if submit and ties:  # the CV order is luck: submit their mean blend (bench/noise_rule.py measures this rule)
+        from ..blend import ensemble
+
+        blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws)
+        result.chosen = f"mean blend of {', '.join([result.best.model, *(r.model for r in ties)])} ({blend.run.id})"
+        result.submission, result.holdout = blend.submission, blend.holdout
+    elif submit:
         result.chosen = result.best.model
         result.submission = submission_from_run(data, ws, result.best.run)
         result.holdout = result.best.run.scores.get("holdout")
-        if ties:  # the CV order is luck: submit their mean blend (bench/noise_rule.py measures this rule)
-            from ..blend import ensemble
-
-            blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws)
-            result.chosen = f"mean blend of {', '.join([result.best.model, *(r.model for r in ties)])} ({blend.run.id})"
-            result.submission, result.holdout = blend.submission, blend.holdout
     result.seconds = time.perf_counter() - t0
     return result
 
