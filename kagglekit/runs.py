@@ -340,6 +340,11 @@ class RunStore:
         self.competition = competition
         self.dir = ws.runs_dir(competition)
 
+    def identical(self, fingerprint: str) -> Run | None:
+        """The newest complete run made with this ``fingerprint`` (see :func:`fingerprint`), if any."""
+        same = [r for r in self.runs() if r.config.get("fingerprint") == fingerprint]  # the folds are in it
+        return max(same, key=lambda r: (r.meta.get("created") or "", r.id)) if same else None
+
     def create(self, kind: str, label: str, config: Mapping[str, Any]) -> RunWriter:
         """Create a fresh, uniquely named run folder (``<time>-<kind>-<label>``)."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -401,6 +406,32 @@ class RunStore:
         if run.problem:
             raise RunError(f"run {run.id} is broken: {run.problem}; move or delete {path}")
         return run
+
+
+def data_fingerprint(comp: Competition, ws: Any) -> str:
+    """Fingerprint of a competition's inputs: its spec, its feature hook and its data files (name,
+    size, mtime). Two runs with the same configuration on the same fingerprint are the same run."""
+    import hashlib
+
+    h = hashlib.sha1(comp.spec_file.read_bytes() if comp.spec_file.is_file() else repr(comp).encode())
+    hook = comp.root / (comp.tabular.features or "features.py")
+    if hook.is_file():
+        h.update(hook.read_bytes())
+    data_dir = ws.data_dir(comp)
+    for name in (comp.files.train, comp.files.test, comp.files.sample_submission):
+        p = data_dir / name if name else None
+        if p is not None and p.is_file():
+            st = p.stat()
+            h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def fingerprint(config: Mapping[str, Any], data: str, fold_id: str | None = None) -> str:
+    """What makes a run the same run: its configuration, the data's fingerprint and the folds."""
+    import hashlib
+
+    body = json.dumps({"config": dict(config), "data": data, "folds": fold_id}, sort_keys=True, default=str)
+    return hashlib.sha1(body.encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -22,6 +22,14 @@ app = typer.Typer(
 )
 
 
+# options shared by several commands, declared once (huggingface_hub's CLI does the same)
+COMPETITION = typer.Argument(..., help="a competition of the workspace or of kagglekit's own (kk list shows them)",
+                             show_default=False)
+NEW = typer.Option(False, "--new", help="run again even when an identical finished run exists (by default it is "
+                                        "reused: same configuration, same data, same folds)")
+SUBMIT = typer.Option(True, "--submit/--no-submit", help="write the validated submission CSV")
+
+
 def console(stderr: bool = False) -> Console:
     import sys
 

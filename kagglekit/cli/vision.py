@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 
 
 def _sizes(value: str) -> tuple[int, ...]:
@@ -43,7 +43,7 @@ def _given(**flags) -> dict:
 
 @app.command("train")
 def train(
-    competition: str,
+    competition: str = COMPETITION,
     arch: str = ARCH,
     epochs: int = typer.Option(None, "--epochs", "-e", help="epochs after the frozen one [default: 5]"),
     sizes: str = SIZES,
@@ -60,8 +60,14 @@ def train(
     resize: str = typer.Option(None, "--resize", help="valid/test resize: auto, squish, crop or pad (default: the spec's; auto = the pretrained model's centre crop)"),
     flip: bool = typer.Option(None, "--flip/--no-flip", help="horizontal flips in augmentation"),
     skip_bad_images: bool = typer.Option(None, "--skip-bad-images", help="skip unreadable images with a warning"),
+    devices: int = typer.Option(None, "--devices", help="processes, one per GPU (DDP via torchrun; on CPU: gloo) "
+                                "[default: 1]"),
+    cache: str = typer.Option(None, "--cache", help="pre-resized images: memory, disk (streamed from a packed file) "
+                              "or auto (disk when they would take over a quarter of the free memory)"),
+    compile: bool = typer.Option(None, "--compile", help="torch.compile the training step (GPUs, long runs)"),
     resume: str = typer.Option(None, "--resume", help="continue an interrupted run from its last finished epoch"),
-    submit: bool = typer.Option(True, "--submit/--no-submit"),
+    submit: bool = SUBMIT,
+    new: bool = NEW,
 ) -> None:
     """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission.
     Unset options come from the competition's [train] table, then from kk's defaults."""
@@ -70,22 +76,26 @@ def train(
 
     overrides = _given(arch=arch, epochs=epochs, sizes=sizes, batch_size=batch_size, accum=accum, lr=lr, tta=tta,
                        pretrained=pretrained, weights=weights, folds=folds, seed=seed, device=device,
-                       num_workers=workers, resize=resize, flip=flip, skip_bad_images=skip_bad_images)
+                       num_workers=workers, resize=resize, flip=flip, skip_bad_images=skip_bad_images,
+                       devices=devices, cache=cache, compile=compile)
     if resume and overrides:
         raise KKError(f"--resume continues run {resume} with its own configuration; drop --"
                       f"{next(iter(overrides)).replace('_', '-')} (or start a new run without --resume)")
+    from ..vision.launch import EPOCH_HEADER, format_epoch
+
     out = console()
-    out.print(f"{'fold':>4} {'phase':>6} {'size':>4} {'epoch':>5} {'train_loss':>10} {'valid_loss':>10} "
-              f"{'score':>8} {'img/s':>7} {'time':>6}")
+    out.print(EPOCH_HEADER, markup=False)
 
     def log(row: dict) -> None:
-        out.print(f"{row['fold']:>4} {row['phase']:>6} {row['size']:>4} {row['epoch']:>5} {row['train_loss']:>10.4f} "
-                  f"{row['valid_loss']:>10.4f} {row['cv']:>8.4f} {row['images_per_s']:>7.1f} {row['seconds']:>5.1f}s",
-                  markup=False)
+        out.print(format_epoch(row), markup=False)
 
     result = run_train(competition, workspace=workspace(), resume=resume, progress=True, log=log, submit=submit,
-                       **overrides)
-    out.print(f"run: {result.run.id}  (weights: {result.weights_source})", markup=False)
+                       new=new, **overrides)
+    if result.reused:
+        out.print(f"run: {result.run.id} reused: an identical run (same configuration, data and folds) had "
+                  "finished; --new trains again", markup=False)
+    else:
+        out.print(f"run: {result.run.id}  (weights: {result.weights_source})", markup=False)
     line = f"CV {fmt(result.cv)} over folds {','.join(map(str, result.folds_done))}"
     if result.cv_no_tta is not None:
         line += f"  (without TTA {fmt(result.cv_no_tta)})"

@@ -46,6 +46,9 @@ class TrainConfig:
     aug: float = 1.0  # augmentation strength
     label_smoothing: float = 0.0
     skip_bad_images: bool = False
+    devices: int = 1  # > 1: one DDP process per device (GPUs, or CPU processes with gloo), via torchrun
+    cache: str = "auto"  # pre-resized images: memory | disk (streamed from a packed file) | auto
+    compile: bool = False  # torch.compile the training step (pays on GPUs for long runs; compiling takes minutes)
 
     def __post_init__(self) -> None:
         if isinstance(self.lr, str) and self.lr != "auto":
@@ -55,6 +58,12 @@ class TrainConfig:
                 raise SpecError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
         if self.accum < 1 or self.batch_size < 1 or self.epochs < 1:
             raise SpecError("--accum, --batch-size and --epochs must be at least 1")
+        if self.devices < 1:
+            raise SpecError(f"--devices: expected a number of devices of at least 1, found {self.devices}")
+        if self.batch_size % self.devices:
+            raise SpecError(f"--batch-size {self.batch_size} does not split evenly over --devices {self.devices}: "
+                            f"each process takes an equal share of every batch; use a multiple of {self.devices}, "
+                            f"e.g. {self.batch_size // self.devices * self.devices or self.devices}")
         if self.sizes is not None:
             if not self.sizes:
                 raise SpecError("--sizes: give at least one image size, e.g. 128 or 128,224")
@@ -62,8 +71,9 @@ class TrainConfig:
         if self.folds is not None:
             self.folds = tuple(int(f) for f in self.folds)
         from ..spec import RESIZE_METHODS
+        from .packed import CACHE_MODES
 
-        for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS),
+        for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS), ("--cache", self.cache, CACHE_MODES),
                                      ("--device", self.device, ("auto", "cpu", "cuda", "mps"))):
             if value is not None and value not in allowed:
                 raise SpecError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"
@@ -83,6 +93,7 @@ class TrainResult:
     holdout: float | None = None
     per_target: dict[str, float] = field(default_factory=dict)
     weights_source: str = ""
+    reused: bool = False  # an identical finished run was returned instead of training again
 
     def __repr__(self) -> str:  # a notebook's cell output: the summary, not a dataclass dump
         tta = f" (no TTA {self.cv_no_tta:.4f})" if self.cv_no_tta is not None else ""
@@ -141,11 +152,13 @@ def cache_side(cfg: TrainConfig, comp: Competition) -> int:
     return max(max(cfg.sizes), round(max(cfg.sizes) / crop_pct))
 
 
-def default_workers() -> int:
-    """DataLoader worker processes: none on a 2-core machine (the model needs both cores),
-    otherwise up to 4."""
+def default_workers(processes: int = 1) -> int:
+    """DataLoader worker processes of each of ``processes`` training processes (DDP): none when a
+    process has 2 cores or fewer (the model needs them), otherwise up to 4 of its share of the
+    cores (Kaggle's 4-core GPU notebook: 3 workers; its 2 x T4 with 2 processes: 1 each)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 0 if cores <= 2 else min(4, cores - 1)
+    share = cores // max(1, processes)
+    return 0 if share <= 1 or cores <= 2 else min(4, share - 1)
 
 
 def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.ndarray]:

@@ -131,21 +131,37 @@ def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
     return A.Compose([*ops, norm])
 
 
-class ImageDataset:
-    """(image tensor CHW float32, target vector) pairs from in-memory images."""
+def reseed(transform, seed: int) -> None:
+    """Seed an albumentations pipeline for one image. What ``Compose.set_random_seed`` does, with
+    one counter-based generator (Philox, no seed hashing) shared by every transform instead of one
+    hashed generator each: measured 0.04 ms instead of 0.4 ms per 160-px image, where the
+    augmentation itself takes 0.64 ms."""
+    import random
 
-    def __init__(self, images: list[np.ndarray], targets: np.ndarray | None, transform):
-        self.images = images
-        self.targets = targets
-        self.transform = transform
+    g, r = np.random.Generator(np.random.Philox(key=seed)), random.Random(seed)
+    for t in (transform, *transform.transforms):
+        t.random_generator, t.py_random = g, r
+
+
+class ImageDataset:
+    """(image tensor CHW float32, target vector) pairs: row ``rows[k]`` of ``images`` (a list in
+    memory or a :class:`~kagglekit.vision.packed.PackedImages`) with ``targets[k]``. Keys are
+    ``(k, epoch)``: the random augmentation of an image is drawn from its own seed (``seed``, the
+    epoch and its row), the same in any worker or DDP process."""
+
+    def __init__(self, images, rows: np.ndarray, targets: np.ndarray | None, transform, seed: int = 0):
+        self.images, self.rows, self.targets, self.transform, self.seed = images, rows, targets, transform, seed
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key):
         import torch
 
-        x = self.transform(image=self.images[i])["image"]
+        k, epoch = key if isinstance(key, tuple) else (key, 0)
+        row = int(self.rows[k])
+        reseed(self.transform, (self.seed * 1_000_003 + epoch * 104_729 + row) % 2**32)
+        x = self.transform(image=self.images[row])["image"]
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
-        y = torch.from_numpy(self.targets[i]) if self.targets is not None else torch.zeros(0)
+        y = torch.from_numpy(self.targets[k]) if self.targets is not None else torch.zeros(0)
         return x, y

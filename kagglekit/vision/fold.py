@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..errors import RunError
 from ..metrics import get_metric
 from ..runs import score_predictions
 from .config import TrainConfig, phases, resize_method, schedule, seed_everything
+from .distributed import Dist
 from .loaders import Loaders, tta_predict
 from .model import (
     Head,
@@ -31,10 +32,13 @@ from .model import (
 class Checkpointer:
     """A fold's checkpoints: ``best.pt`` (the weights of the best epoch by the competition's metric,
     and the size it was validated at) and ``last.pt`` (everything resume needs, as plain tensors
-    and numbers: ``torch.load(weights_only=True)`` reads it and runs no code)."""
+    and numbers: ``torch.load(weights_only=True)`` reads it and runs no code). Every DDP process
+    keeps the same account of the best epoch; only rank 0 (``write``) writes the files."""
 
-    def __init__(self, fold_dir: Path, metric_name: str, default_size: int):
+    def __init__(self, fold_dir: Path, metric_name: str, default_size: int, *, write: bool = True):
         import torch
+
+        self.write = write
 
         self.last, self.best_path = fold_dir / "last.pt", fold_dir / "best.pt"
         self.metric = get_metric(metric_name)
@@ -65,8 +69,12 @@ class Checkpointer:
         import torch
 
         self.history.append(row)
-        if self.best is None or self.metric.better(row["cv"], self.best):
+        improved = self.best is None or self.metric.better(row["cv"], self.best)
+        if improved:
             self.best, self.best_size = row["cv"], row["size"]  # predictions later use the size it was validated at
+        if not self.write:
+            return
+        if improved:
             torch.save(model.state_dict(), self.best_path)
         tmp = self.last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": learner.opt.state_dict() if learner.opt else {},
@@ -85,13 +93,15 @@ def _bar(enabled: bool, total: int, desc: str):
 
 
 def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, *, cfg: TrainConfig,
-               data: CompetitionData, heads: list[Head], y: np.ndarray, images: list[np.ndarray],
-               test_images: list[np.ndarray], lr: float, fold_dir: Path,
-               log: Callable[[dict[str, Any]], None], progress: bool) -> dict[str, Any]:
-    """Train one fold (resuming from its last checkpoint when there is one); returns its predictions."""
+               data: CompetitionData, heads: list[Head], y: np.ndarray, images: Sequence[np.ndarray],
+               test_images: Sequence[np.ndarray], lr: float, fold_dir: Path,
+               log: Callable[[dict[str, Any]], None], progress: bool, dist: Dist | None = None) -> dict[str, Any]:
+    """Train one fold (resuming from its last checkpoint when there is one); returns its predictions.
+    With DDP (``dist``) every process runs this, on its share of each batch."""
 
     from .learner import Learner, resolve_device
 
+    dist = dist or Dist()
     done = fold_dir / "preds.npz"
     if done.is_file():
         return dict(np.load(done, allow_pickle=False))
@@ -102,13 +112,13 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights)
     pretrained = source != "random init"
     mean, std = model_stats(model)
-    learner = Learner(model, heads, resolve_device(cfg.device), cfg.accum, cfg.label_smoothing,
-                      frozen_bn_stats=pretrained and cfg.frozen_bn_stats)
+    learner = Learner(model, heads, resolve_device(cfg.device, dist.local_rank), cfg.accum, cfg.label_smoothing,
+                      frozen_bn_stats=pretrained and cfg.frozen_bn_stats, dist=dist, compile=cfg.compile)
     resize = resize_policy(resize_method(cfg, comp), cfg.arch, pretrained)
-    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold)
+    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist)
     targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
     valid_rows = data.train.iloc[va].reset_index(drop=True)
-    ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1])
+    ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1], write=dist.main)
     if ckpt.state is not None:
         model.load_state_dict(ckpt.state["model"])
     for pi, (kind, size, epochs) in enumerate(phases(cfg, pretrained)):
@@ -117,17 +127,19 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
             continue
         start_epoch, state = point
         set_body_trainable(model, kind not in ("frozen", "probe"))
+        if kind != "probe":
+            learner.prepare_phase()
         train_loader = loaders(tr, size, train=True)
         valid_loader = loaders(va, size, train=False)
         phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
         body_lr = phase_lr / cfg.lr_mult if pretrained and kind != "frozen" else phase_lr
-        bar = _bar(progress, len(train_loader), f"fold {fold} {kind} {size}px")
+        bar = _bar(progress and dist.main, len(train_loader), f"fold {fold} {kind} {size}px")
         learner.on_batch = None if bar is None else (
             lambda loss, bar=bar: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
 
         def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size, pi=pi,
                      bar=bar, valid_loader=valid_loader) -> None:
-            raw = learner.predict(valid_loader)
+            raw = dist.gather_rows(learner.predict(valid_loader), len(va))
             scores = score_predictions(comp, valid_rows, split_outputs(raw, heads), targets)
             row = {"fold": fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
                    "valid_loss": learner.loss_of(raw, y[va]), **{k: float(v) for k, v in scores.items()},
@@ -141,20 +153,24 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
             t = time.perf_counter()
             feats, feat_y = learner.features(loaders(tr, size, train=False), flip=cfg.flip)
             learner.opt, learner.sched = None, None
-            on_epoch(0, learner.fit_head(feats, feat_y), len(feats), time.perf_counter() - t)
+            loss = learner.fit_head(feats, feat_y)
+            head = model.get_classifier()
+            head.load_state_dict(dist.broadcast(head.state_dict()))  # every process: rank 0's head
+            on_epoch(0, loss, len(feats), time.perf_counter() - t)
         else:
             learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
                                   **schedule(kind, pretrained), start_epoch=start_epoch, state=state)
         if bar is not None:
             bar.close()
+    dist.barrier()  # rank 0 has written best.pt
     return _predict_fold(learner, model, ckpt, loaders, Loaders(test_images, None, cfg, mean, std, resize,
-                                                                cfg.seed + fold),
-                         va, test_idx, cfg.tta, heads, source, fold_dir)
+                                                                cfg.seed + fold, dist),
+                         va, test_idx, cfg.tta, heads, source, fold_dir, write=dist.main)
 
 
 def _predict_fold(learner: Any, model: Any, ckpt: Checkpointer, loaders: Loaders, test_loaders: Loaders,
                   va: np.ndarray, test_idx: np.ndarray, tta: int, heads: list[Head], source: str,
-                  fold_dir: Path) -> dict[str, Any]:
+                  fold_dir: Path, write: bool = True) -> dict[str, Any]:
     """The best epoch's weights predict the validation fold and the test set at the size that epoch
     was validated at; written atomically to ``preds.npz``, which marks the fold done."""
     import torch
@@ -168,6 +184,8 @@ def _predict_fold(learner: Any, model: Any, ckpt: Checkpointer, loaders: Loaders
         out[f"oof:{h.name}"], out[f"test:{h.name}"] = oof[h.name], test[h.name]
         if oof_tta is not None and test_tta is not None:
             out[f"oof_tta:{h.name}"], out[f"test_tta:{h.name}"] = oof_tta[h.name], test_tta[h.name]
+    if not write:
+        return out
     pd.DataFrame(ckpt.history).to_csv(fold_dir / "history.csv", index=False)
     np.savez(fold_dir / ".preds.tmp.npz", **out)
     os.replace(fold_dir / ".preds.tmp.npz", fold_dir / "preds.npz")

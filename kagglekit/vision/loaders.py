@@ -1,28 +1,80 @@
-"""DataLoaders over the in-memory images at a given size, and test-time augmentation."""
+"""DataLoaders over the cached images at a given size, and test-time augmentation.
+
+Every image's random augmentation is drawn from a seed of its own (the loader's seed, the epoch and
+the image's row), so a run augments the same way whatever the number of DataLoader workers or DDP
+processes: two processes with half the batch each see exactly the batches one process sees.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .config import TrainConfig, default_workers
+from .distributed import Dist
 from .model import Head, split_outputs
 
 
-class Loaders:
-    """Builds DataLoaders over the in-memory images at a given size."""
+class ShardedBatches:
+    """Batches of a shuffled epoch, ``batch_size`` rows each, of which this rank takes every
+    ``world``-th (DistributedSampler's split, within each global batch). Yields lists of (position,
+    epoch) keys; the epoch counts up at every pass. A last short batch is topped up from the start
+    of the epoch's order so every rank gets the same number of rows."""
 
-    def __init__(self, images: list[np.ndarray], y: np.ndarray | None, cfg: TrainConfig, mean: tuple, std: tuple,
-                 resize: tuple[str, float], seed: int):
+    def __init__(self, n: int, batch_size: int, *, seed: int, drop_last: bool, dist: Dist):
+        self.n, self.batch_size, self.seed, self.drop_last, self.dist = n, batch_size, seed, drop_last, dist
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        import torch
+
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n, generator=g).numpy()
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        for b in range(len(self)):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if len(batch) % self.dist.world:
+                batch = np.concatenate([batch, np.resize(order, self.dist.world - len(batch) % self.dist.world)])
+            yield [(int(k), epoch) for k in batch[self.dist.rank::self.dist.world]]
+
+
+class InOrder:
+    """Batches of rows 0..n-1 in order (validation, test, TTA), as (position, 0) keys."""
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for s in range(0, self.n, self.batch_size):
+            yield [(k, 0) for k in range(s, min(s + self.batch_size, self.n))]
+
+
+class Loaders:
+    """Builds DataLoaders over the cached images (a list in memory, or a packed file streamed from
+    disk) at a given size. With DDP each rank's loader holds its share of every batch."""
+
+    def __init__(self, images: Sequence[np.ndarray], y: np.ndarray | None, cfg: TrainConfig, mean: tuple,
+                 std: tuple, resize: tuple[str, float], seed: int, dist: Dist | None = None):
         """``resize``: (method, crop_pct) for validation and test images, from ``resize_policy``."""
         self.images, self.y, self.cfg, self.mean, self.std, self.seed = images, y, cfg, mean, std, seed
         self.resize, self.crop_pct = resize
+        self.dist = dist or Dist()
         self.calls = 0
 
     def __call__(self, idx: np.ndarray, size: int, *, train: bool, tta: bool = False, mirror: bool = False):
         """A loader over rows ``idx``: training augmentations (``train``), TTA's milder random ones
-        (``tta``), or the plain validation transform, mirrored with ``mirror``."""
+        (``tta``), or the plain validation transform, mirrored with ``mirror``. With DDP a training
+        loader yields this rank's share of each global batch, any other loader this rank's rows
+        (``dist.shard(idx)``): put the predictions together with :meth:`predict`."""
         import torch
 
         from .data import ImageDataset, build_transforms
@@ -32,14 +84,22 @@ class Loaders:
                               flip=self.cfg.flip, mirror=mirror,
                               strength=self.cfg.aug if train else min(self.cfg.aug, 0.5),
                               seed=self.seed * 1000 + self.calls)
-        ds = ImageDataset([self.images[i] for i in idx], None if self.y is None else self.y[idx], tf)
-        workers = self.cfg.num_workers if self.cfg.num_workers is not None else default_workers()
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        return torch.utils.data.DataLoader(
-            ds, batch_size=self.cfg.batch_size if train else self.cfg.batch_size * 2, shuffle=train,
-            drop_last=train and len(ds) > self.cfg.batch_size, num_workers=workers, generator=g,
-            persistent_workers=workers > 0, pin_memory=False)
+        rows = np.asarray(idx) if train else self.dist.shard(np.asarray(idx))
+        ds = ImageDataset(self.images, rows, None if self.y is None else self.y[rows], tf,
+                          seed=self.seed * 1000 + self.calls)
+        if train:
+            batches: Any = ShardedBatches(len(rows), self.cfg.batch_size, seed=self.seed,
+                                          drop_last=len(rows) > self.cfg.batch_size, dist=self.dist)
+        else:
+            batches = InOrder(len(rows), self.cfg.batch_size * 2)
+        workers = self.cfg.num_workers if self.cfg.num_workers is not None else default_workers(self.dist.world)
+        cuda = self.cfg.device != "cpu" and torch.cuda.is_available()
+        return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=workers,
+                                           persistent_workers=workers > 0, pin_memory=cuda)
+
+    def predict(self, learner: Any, idx: np.ndarray, size: int, **kw: Any) -> np.ndarray:
+        """Raw outputs for rows ``idx`` in order: each rank predicts its share, then they are gathered."""
+        return self.dist.gather_rows(learner.predict(self(idx, size, train=False, **kw)), len(idx))
 
 
 def tta_predict(learner: Any, loaders: Loaders, idx: np.ndarray, size: int, n: int,
@@ -48,13 +108,11 @@ def tta_predict(learner: Any, loaders: Loaders, idx: np.ndarray, size: int, n: i
     + 0.25 x the plain pass (probabilities, or values for regression). When flips are on, the
     first augmented pass is the mirror image (deterministic: the view the probe was also fitted
     on), the others random crops and flips."""
-    plain = split_outputs(learner.predict(loaders(idx, size, train=False)), heads)
+    plain = split_outputs(loaders.predict(learner, idx, size), heads)
     if n <= 0:
         return plain, None
     mirrored = int(loaders.cfg.flip)
-    augmented = [split_outputs(learner.predict(loaders(idx, size, train=False, mirror=True)), heads)
-                 for _ in range(mirrored)]
-    augmented += [split_outputs(learner.predict(loaders(idx, size, train=False, tta=True)), heads)
-                  for _ in range(n - mirrored)]
+    augmented = [split_outputs(loaders.predict(learner, idx, size, mirror=True), heads) for _ in range(mirrored)]
+    augmented += [split_outputs(loaders.predict(learner, idx, size, tta=True), heads) for _ in range(n - mirrored)]
     tta = {k: 0.75 * np.mean([a[k] for a in augmented], axis=0) + 0.25 * plain[k] for k in plain}
     return plain, tta

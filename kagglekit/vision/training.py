@@ -29,7 +29,9 @@ from ..runs import (
     Run,
     RunStore,
     RunWriter,
+    data_fingerprint,
     encode_target,
+    fingerprint,
     score_predictions,
     target_info,
     to_frame,
@@ -78,7 +80,7 @@ def assemble(writer_path: Path, data: CompetitionData, folds: Folds, heads: list
 def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: Folds, heads: list[Head],
                 fold_preds: dict[int, dict[str, Any]], cfg: TrainConfig, started: float,
                 images_per_second: float, bad_train: frozenset[int] = frozenset(),
-                bad_test: frozenset[int] = frozenset()) -> tuple[Run, dict[str, Any]]:
+                bad_test: frozenset[int] = frozenset(), extra: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
     comp = data.comp
     res = assemble(writer.path, data, folds, heads, fold_preds, bad_train)
     oof, test = res["variants"][res["best"]]
@@ -117,7 +119,7 @@ def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: 
                            writer.path / "top_losses.png")
     run = writer.finish(comp, ws, fold_id=folds.id, targets=res["targets"],
                         timings={"train_s": round(time.time() - started, 2), "images_per_s": images_per_second},
-                        extra={"folds_done": sorted(fold_preds), "arch": cfg.arch,
+                        extra={**(extra or {}), "folds_done": sorted(fold_preds), "arch": cfg.arch,
                                "skipped_images": {
                                    "train": [str(data.train["path"].iloc[i]) for i in sorted(bad_train)],
                                    "test": [str(data.test["path"].iloc[i]) for i in sorted(bad_test)]}})
@@ -147,60 +149,81 @@ def warn_duplicates(data: CompetitionData, folds: Folds) -> list[str]:
 
 def train(competition: str | Competition, config: TrainConfig | None = None, *, workspace: Workspace | None = None,
           resume: str | None = None, progress: bool = False, log: Callable[[dict[str, Any]], None] | None = None,
-          submit: bool = True, **overrides: Any) -> TrainResult:
-    """Fine-tune ``config.arch`` on every fold (or ``config.folds``) and store the run."""
+          submit: bool = True, new: bool = False, record: dict[str, Any] | None = None,
+          **overrides: Any) -> TrainResult:
+    """Fine-tune ``config.arch`` on every fold (or ``config.folds``) and store the run. With
+    ``devices`` > 1, one DDP process per device does it (see :mod:`.launch`); under torchrun, every
+    process calls this, and every process gets rank 0's result. A finished run with the same
+    configuration on the same data and folds is returned instead of training again, unless ``new``.
+    ``record`` adds entries to the new run's config."""
     t0 = time.perf_counter()
     ws, comp = resolve(competition, workspace)
     if comp.kind != "image":
         raise SpecError(f"{comp.name} is a tabular competition; use 'kk baseline {comp.name}' instead of train")
     store = RunStore(ws, comp.name)
+    run_path = None
     if resume:
         run = store.get(resume, include_incomplete=True)
         if run.complete:
             raise RunError(f"run {resume} is already complete; nothing to resume")
         cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in run.config.items()
                              if k in TrainConfig.__dataclass_fields__})
-        writer = RunWriter(run.path)
+        run_path = run.path
     else:
         cfg = resolve_config(comp, config, overrides)
-        writer = None
+    from . import distributed
+
+    if cfg.devices > 1 and not distributed.launched():
+        from .launch import launch
+
+        return launch(ws, comp, cfg, resume=resume, submit=submit, progress=progress, new=new, record=record)
     import torch
 
-    from .data import load_images
     from .lr_finder import auto_lr
     from .model import check_arch
+    from .packed import choose_mode, open_images
 
     check_arch(cfg.arch)
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    dist = distributed.init(cfg.device)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, cores // dist.world))
     data = load_data(comp, ws)
     if cfg.sizes is None:
         cfg.sizes = (default_size(data.train["path"].tolist()),)
     folds = get_folds(data, ws)
-    warn_duplicates(data, folds)
+    if dist.main:
+        warn_duplicates(data, folds)
     run_folds = list(cfg.folds) if cfg.folds is not None else list(range(folds.k))
     bad = [f for f in run_folds if not 0 <= f < folds.k]
     if bad:
         raise SpecError(f"--folds: fold {bad[0]} does not exist; folds are 0..{folds.k - 1}")
+    fp = fingerprint({"kind": "image", **{k: v for k, v in asdict(cfg).items() if k not in _NOT_RESULTS}},
+                     data_fingerprint(comp, ws), folds.id)
+    same = None if new or run_path else store.identical(fp)
+    if same is not None:
+        return _result_of(same, data, ws, submit and len(same.meta.get("folds_done", [])) == folds.k, t0)
     heads, y = make_heads(comp, data.train)
     if "path" not in data.test.columns:
         raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be found")
     cache = ws.cache_dir / comp.name / "images"
     side = cache_side(cfg, comp)
-    images = load_images(data.train["path"].tolist(), side, cache, skip_bad=cfg.skip_bad_images,
-                         progress=progress)
-    test_images = load_images(data.test["path"].tolist(), side, cache, skip_bad=cfg.skip_bad_images,
-                              progress=progress)
-    blank = np.zeros((side, side, 3), np.uint8)
-    bad_train = frozenset(i for i, im in enumerate(images) if im is None)  # out of training and of the scores
-    bad_test = frozenset(i for i, im in enumerate(test_images) if im is None)  # predicted as the prior
-    images = [blank if im is None else im for im in images]
-    test_images = [blank if im is None else im for im in test_images]
-    if writer is None:
-        writer = store.create("image", cfg.arch, {**asdict(cfg), "models": [cfg.arch]})
+    mode = choose_mode(cfg.cache, len(data.train) + len(data.test), side, copies=dist.world)
+    images: Any = None
+    for turn in ("main", "others"):  # rank 0 fills the cache; the others then read it
+        if dist.main == (turn == "main"):
+            images, bad_train = open_images(data.train["path"].tolist(), side, cache, mode=mode,
+                                            skip_bad=cfg.skip_bad_images, progress=progress and dist.main)
+            test_images, bad_test = open_images(data.test["path"].tolist(), side, cache, mode=mode,
+                                                skip_bad=cfg.skip_bad_images, progress=progress and dist.main)
+        dist.barrier()
+    if dist.main:  # unreadable training images are out of training and of the scores; test ones get the prior
+        writer = RunWriter(run_path) if run_path else store.create(
+            "image", cfg.arch, {**asdict(cfg), "models": [cfg.arch], "fingerprint": fp, **(record or {})})
+    writer = RunWriter(Path(dist.broadcast(str(writer.path) if dist.main else None)))
     lr = cfg.lr
     if lr == "auto":
-        lr = auto_lr(cfg, data, heads, y, images, folds, writer.path)
-    log = log or (lambda row: None)
+        lr = dist.broadcast(auto_lr(cfg, data, heads, y, images, folds, writer.path) if dist.main else None)
+    log = (log or (lambda row: None)) if dist.main else (lambda row: None)
     fold_preds: dict[int, dict[str, Any]] = {}
     seen_total, train_seconds = 0, 0.0
     test_idx = np.arange(len(data.test))
@@ -217,18 +240,37 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
         try:
             fold_preds[f] = train_fold(f, tr, va, test_idx, cfg=cfg, data=data, heads=heads, y=y, images=images,
                                        test_images=test_images, lr=float(lr), fold_dir=writer.path / f"fold_{f}",
-                                       log=counting_log, progress=progress)
+                                       log=counting_log, progress=progress, dist=dist)
         except KeyboardInterrupt:  # every finished epoch is checkpointed: say how to go on
             raise KeyboardInterrupt(f"continue with: kk train {comp.name} --resume {writer.path.name}") from None
     ips = seen_total / train_seconds if train_seconds else 0.0
-    write_json(writer.path / "lr.json", {"lr": float(lr)})
-    run, res = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time() - (time.perf_counter() - t0),
-                           ips, bad_train, bad_test)
-    scores = run.scores
-    result = TrainResult(run, scores["cv"], scores.get("cv_no_tta") if cfg.tta else None, scores["folds"],
-                         sorted(fold_preds), time.perf_counter() - t0, ips, per_target=scores.get("per_target", {}),
-                         weights_source=str(next(iter(fold_preds.values()))["weights_source"]))
-    if submit and len(fold_preds) == folds.k:
+    result = None
+    if dist.main:
+        write_json(writer.path / "lr.json", {"lr": float(lr)})
+        run, res = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg,
+                               time.time() - (time.perf_counter() - t0), ips, bad_train, bad_test,
+                               extra={"cache": mode, "devices": dist.world})
+        scores = run.scores
+        result = TrainResult(run, scores["cv"], scores.get("cv_no_tta") if cfg.tta else None, scores["folds"],
+                             sorted(fold_preds), time.perf_counter() - t0, ips, per_target=scores.get("per_target", {}),
+                             weights_source=str(next(iter(fold_preds.values()))["weights_source"]))
+        if submit and len(fold_preds) == folds.k:
+            result.submission = submission_from_run(data, ws, run)
+            result.holdout = run.scores.get("holdout")
+    return dist.broadcast(result)
+
+
+_NOT_RESULTS = ("num_workers", "devices", "cache", "compile")  # settings that change speed, not the result
+
+
+def _result_of(run: Run, data: CompetitionData, ws: Workspace, submit: bool, t0: float) -> TrainResult:
+    """The result of a finished run, returned again (an identical run was asked for)."""
+    s = run.scores
+    result = TrainResult(run, s["cv"], s.get("cv_no_tta") if run.config.get("tta") else None, s["folds"],
+                         list(run.meta.get("folds_done", [])), time.perf_counter() - t0,
+                         float(run.meta.get("timings", {}).get("images_per_s", 0.0)),
+                         per_target=s.get("per_target", {}), reused=True)
+    if submit:
         result.submission = submission_from_run(data, ws, run)
         result.holdout = run.scores.get("holdout")
     return result
@@ -245,7 +287,8 @@ def merge(competition: str | Competition, run_ids: list[str], *, workspace: Work
         raise RunError("kk merge needs at least two runs")
 
     def key(r: Run) -> dict[str, Any]:
-        return {k: v for k, v in r.config.items() if k not in ("folds", "device", "num_workers")}
+        return {k: v for k, v in r.config.items() if k not in ("folds", "device", "fingerprint", "stage_key", "stage",
+                                                                 *_NOT_RESULTS)}
 
     for r in runs[1:]:
         if key(r) != key(runs[0]):
