@@ -28,7 +28,7 @@ from .data import CompetitionData, load_data
 from .errors import RunError, SpecError, did_you_mean, one_of
 from .folds import Folds, load_folds
 from .metrics import get_metric
-from .runs import Run, RunStore, fold_gap, from_frame, score_predictions, to_frame
+from .runs import Run, RunStore, fingerprint, fold_gap, from_frame, score_predictions, to_frame
 from .spec import Competition
 from .submissions import submission_from_run
 from .workspace import Workspace, resolve
@@ -57,6 +57,7 @@ class EnsembleResult:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    reused: bool = False  # the same blend of the same runs was made before: that run is returned
 
     @property
     def best_member_cv(self) -> float:
@@ -136,8 +137,11 @@ def _rank(p: np.ndarray) -> np.ndarray:
 
 
 def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, *, method: str = "greedy",
-             workspace: Workspace | None = None, submit: bool = True, greedy_iterations: int = 40) -> EnsembleResult:
-    """Blend the OOF predictions of ``runs`` (default: every complete run of the competition)."""
+             workspace: Workspace | None = None, submit: bool = True, greedy_iterations: int = 40,
+             new: bool = False, record: dict[str, Any] | None = None) -> EnsembleResult:
+    """Blend the OOF predictions of ``runs`` (default: every complete run of the competition). The
+    same blend of the same runs, made before, is reused unless ``new``. ``record`` adds entries to
+    a new run's config."""
     t0 = time.perf_counter()
     if method not in METHODS:
         raise SpecError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}{did_you_mean(method, METHODS)}")
@@ -160,7 +164,21 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
             skipped += [f"{r.id} (other folds)" for r in chosen if r.meta.get("fold_id") != fold_id]
             chosen = [r for r in chosen if r.meta.get("fold_id") == fold_id]
     check_compatible(chosen, comp)
+    fp = fingerprint({"kind": "ensemble", "method": method, "members": sorted(r.id for r in chosen),
+                      "greedy_iterations": greedy_iterations if method == "greedy" else None}, "runs")
+    same = None if new else store.identical(fp)
     data = load_data(comp, ws)
+    if same is not None:  # member runs never change: the same blend of them is the same run
+        cfg = same.config
+        result = EnsembleResult(method, [(m, float(same.scores.get("members", {}).get(m, np.nan)), float(w))
+                                         for m, w in zip(cfg["members"], cfg["weights"], strict=True)],
+                                same.cv, skipped=skipped)
+        result.run, result.reused = same, True
+        if submit:
+            result.submission = submission_from_run(data, ws, same)
+            result.holdout = same.scores.get("holdout")
+        result.seconds = time.perf_counter() - t0
+        return result
     members = sorted(_members(chosen, comp, data), key=lambda m: metric.sort_key(m.cv))
     fold_id = members[0].run.meta["fold_id"]
     folds_df = load_folds(ws, comp, fold_id)
@@ -188,7 +206,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     result = EnsembleResult(method, [(m.run.id, m.cv, float(wi)) for m, wi in zip(members, w, strict=True)], cv,
                             skipped=skipped)
     config = {"models": [method], "method": method, "members": [m.run.id for m in members],
-              "weights": [float(x) for x in w]}
+              "weights": [float(x) for x in w], "fingerprint": fp, **(record or {})}
     writer = store.create("ensemble", method, config)
     writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, targets),
                             to_frame(data.test[comp.id_column], comp.id_column, test, targets))

@@ -191,6 +191,9 @@ def download(comp: Competition, ws: Workspace, *, force: bool = False) -> Path:
     """Download and extract the competition's files into its data folder. Everything lands in a
     temporary folder first and is renamed into place at the end: an interrupted download never
     leaves a folder that looks complete."""
+    if comp.builtin:
+        raise KaggleError(f"{comp.name} is built into kagglekit, not a Kaggle competition: its data is generated "
+                          f"on first use (e.g. kk baseline {comp.name}); there is nothing to download")
     dest = ws.data_dir(comp)
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise KaggleError(f"{dest} already holds files; pass --force to download again (the old folder is kept "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError, did_you_mean, one_of
-from .runs import Run, RunStore
+from .runs import Run, RunStore, data_fingerprint
 from .spec import TRAIN_KEYS, Competition, _Table, validate_name
 from .workspace import Workspace, resolve
 
@@ -51,7 +51,7 @@ class Recipe:
 @dataclass
 class StageOutcome:
     stage: Stage
-    status: str  # "ran" | "skipped" | "planned"
+    status: str  # "ran" | "skipped" (its stage ran before) | "reused" (identical runs existed) | "planned"
     runs: list[Run] = field(default_factory=list)
     seconds: float = 0.0
     estimate_s: float | None = None
@@ -69,14 +69,22 @@ class PipelineResult:
     seconds: float = 0.0
 
 
+PACKAGED_RECIPES = Path(__file__).parent / "recipes"  # the default recipes, shipped in the wheel
+
+
 def list_recipes(ws: Workspace) -> list[str]:
-    return sorted(p.stem for p in ws.pipelines_dir.glob("*.toml")) if ws.pipelines_dir.is_dir() else []
+    """The workspace's recipes (``pipelines/``) and kagglekit's own."""
+    return sorted({p.stem for folder in (ws.pipelines_dir, PACKAGED_RECIPES) if folder.is_dir()
+                   for p in folder.glob("*.toml")})
 
 
 def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Recipe:
-    """Read ``pipelines/<name>.toml``; apply the competition's ``[stages.<name>]`` overrides."""
+    """Read ``pipelines/<name>.toml`` of the workspace, else kagglekit's recipe of that name; apply
+    the competition's ``[stages.<name>]`` overrides."""
     validate_name(name, "pipeline name")
     path = ws.pipelines_dir / f"{name}.toml"
+    if not path.is_file():
+        path = PACKAGED_RECIPES / f"{name}.toml"
     if not path.is_file():
         names = list_recipes(ws)
         raise SpecError(f"no pipeline recipe {name!r} in {ws.pipelines_dir}: known are {one_of(names) or 'none'}"
@@ -115,21 +123,6 @@ def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Re
     return Recipe(name, description, tuple(stages), path)
 
 
-def _data_key(comp: Competition, ws: Workspace) -> str:
-    """Fingerprint of the competition's inputs: spec, feature hook and data files (size, mtime)."""
-    h = hashlib.sha1(comp.spec_file.read_bytes() if comp.spec_file.is_file() else b"")
-    hook = comp.root / (comp.tabular.features or "features.py")
-    if hook.is_file():
-        h.update(hook.read_bytes())
-    data_dir = ws.data_dir(comp)
-    for name in (comp.files.train, comp.files.test, comp.files.sample_submission):
-        p = data_dir / name if name else None
-        if p is not None and p.is_file():
-            st = p.stat()
-            h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:12]
-
-
 def stage_key(stage: Stage, data_key: str, members: list[str]) -> str:
     body = json.dumps({"pipeline": stage.pipeline, "params": stage.params, "data": data_key,
                        "members": sorted(members) if stage.pipeline == "ensemble" else []}, sort_keys=True,
@@ -141,8 +134,23 @@ def _existing(store: RunStore, key: str) -> list[Run]:
     return [r for r in store.runs() if r.config.get("stage_key") == key]
 
 
+def missing_data(comp: Competition, ws: Workspace) -> str | None:
+    """Why ``comp``'s training data cannot be read yet (and what to do), or None when it can. Reads
+    no data and generates none."""
+    data_dir = ws.data_dir(comp)
+    if comp.builtin and not data_dir.is_dir():
+        return f"built-in data is generated into {data_dir} on the first run"
+    if comp.kind == "tabular" and not (data_dir / comp.files.train).is_file():
+        return f"{data_dir / comp.files.train} not found: kk download {comp.name} (or set KK_DATA_DIR)"
+    if not data_dir.is_dir():
+        return f"{data_dir} not found: kk download {comp.name} (or set KK_DATA_DIR)"
+    return None
+
+
 def _estimate(stage: Stage, comp: Competition, ws: Workspace) -> float | None:
-    """Seconds, roughly: enough to tell minutes from hours."""
+    """Seconds, roughly: enough to tell minutes from hours. None when the data is not there yet."""
+    if missing_data(comp, ws):
+        return None
     try:
         from .data import load_data
 
@@ -171,7 +179,7 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
     name = pipeline or comp.pipeline or ("vision" if comp.kind == "image" else "tabular")
     recipe = load_recipe(ws, name, comp)
     store = RunStore(ws, comp.name)
-    dkey = _data_key(comp, ws)
+    dkey = data_fingerprint(comp, ws)
     outcomes: list[StageOutcome] = []
     produced: list[str] = []
     last_submission, last_run = None, None
@@ -183,7 +191,8 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
             out.estimate_s = _estimate(stage, comp, ws)
         elif not existing:
             t = time.perf_counter()
-            out.runs = _RUNNERS[stage.pipeline](comp, ws, stage, key, produced, progress)
+            out.runs, reused = _RUNNERS[stage.pipeline](comp, ws, stage, key, produced, progress)
+            out.status = "reused" if reused else "ran"  # identical runs made outside kk run count too
             out.seconds = time.perf_counter() - t
         if stage.pipeline == "ensemble":
             last_run = out.runs[0] if out.runs else None
@@ -211,45 +220,38 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
     return result
 
 
-def _tag(runs: list[Run], key: str, stage: Stage, recipe_stage: str) -> list[Run]:
-    from .runs import write_json
-
-    for r in runs:
-        cfg = dict(r.config)
-        cfg.update({"stage_key": key, "stage": recipe_stage})
-        write_json(r.path / "config.json", cfg)
-    return [Run(r.path) for r in runs]
-
-
 def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
-                  progress: bool) -> list[Run]:
+                  progress: bool) -> tuple[list[Run], bool]:
     from .tabular.baseline import baseline
 
     p = stage.params
     result = baseline(comp, models=tuple(p.get("models", ("rf", "lgbm"))), k=p.get("k"), seed=p.get("seed", 42),
                       params=p.get("params"), time_budget=p.get("time_budget"), workspace=ws, progress=progress,
-                      submit=False)
-    return _tag([r.run for r in result.results], key, stage, stage.name)
+                      submit=False, record={"stage_key": key, "stage": stage.name})
+    return [r.run for r in result.results], all(r.reused for r in result.results)
 
 
 def _run_train(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
-               progress: bool) -> list[Run]:
+               progress: bool) -> tuple[list[Run], bool]:
     from .vision.training import train
 
     # the stage's parameters over the competition's [train] defaults
-    result = train(comp, workspace=ws, progress=progress, submit=False, **stage.params)
-    return _tag([result.run], key, stage, stage.name)
+    result = train(comp, workspace=ws, progress=progress, submit=False, record={"stage_key": key, "stage": stage.name},
+                   **stage.params)
+    return [result.run], result.reused
 
 
 def _run_ensemble(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
-                  progress: bool) -> list[Run]:
+                  progress: bool) -> tuple[list[Run], bool]:
     from .blend import ensemble
 
-    result = ensemble(comp, produced, method=stage.params.get("method", "greedy"), workspace=ws)
-    return _tag([result.run], key, stage, stage.name)
+    result = ensemble(comp, produced, method=stage.params.get("method", "greedy"), workspace=ws,
+                      record={"stage_key": key, "stage": stage.name})
+    assert result.run is not None
+    return [result.run], result.reused
 
 
-_RUNNERS: dict[str, Callable[..., list[Run]]] = {"baseline": _run_baseline, "train": _run_train,
+_RUNNERS: dict[str, Callable[..., tuple[list[Run], bool]]] = {"baseline": _run_baseline, "train": _run_train,
                                                   "ensemble": _run_ensemble}
 
 

@@ -20,7 +20,7 @@ from .workspace import KAGGLE_WORKING, Workspace, on_kaggle, resolve
 
 
 @dataclass(frozen=True)
-class ColumnPlan:
+class SubmissionColumn:
     """How one submitted target becomes submission columns."""
 
     target: Target
@@ -44,22 +44,22 @@ def expected_columns(comp: Competition, sample: pd.DataFrame | None) -> list[str
     return [comp.id_column] + [t.name for t in comp.submitted_targets]
 
 
-def plan_columns(comp: Competition, data: CompetitionData) -> list[ColumnPlan]:
+def submission_columns(comp: Competition, data: CompetitionData) -> list[SubmissionColumn]:
     cols = expected_columns(comp, data.sample)
     metric = get_metric(comp.metric)
     plans = []
     for t in comp.submitted_targets:
         classes = target_classes(t, data.train[t.name])
         if classes is None:
-            plans.append(ColumnPlan(t, None, "value", [t.name]))
+            plans.append(SubmissionColumn(t, None, "value", [t.name]))
         elif t.name not in cols and all(c in cols for c in classes):
-            plans.append(ColumnPlan(t, classes, "class-proba", list(classes)))
+            plans.append(SubmissionColumn(t, classes, "class-proba", list(classes)))
         elif metric.name.startswith("map@"):
-            plans.append(ColumnPlan(t, classes, "topk", [t.name]))
+            plans.append(SubmissionColumn(t, classes, "topk", [t.name]))
         elif metric.needs == "proba" and len(classes) == 2:
-            plans.append(ColumnPlan(t, classes, "proba", [t.name]))
+            plans.append(SubmissionColumn(t, classes, "proba", [t.name]))
         else:
-            plans.append(ColumnPlan(t, classes, "label", [t.name]))
+            plans.append(SubmissionColumn(t, classes, "label", [t.name]))
     missing = [c for p in plans for c in p.columns if c not in cols]
     if missing:
         raise SubmissionError(f"{comp.name}: the submission format has no column {missing[0]!r} for target "
@@ -103,7 +103,7 @@ def build_submission(data: CompetitionData, test_preds: pd.DataFrame,
     cols = expected_columns(comp, data.sample)
     out = pd.DataFrame({comp.id_column: ids.to_numpy()})
     metric = get_metric(comp.metric)
-    for plan in plan_columns(comp, data):
+    for plan in submission_columns(comp, data):
         t = plan.target
         classes = plan.classes if targets is None else targets[t.name]["classes"]
         arr = from_frame(preds, t.name, classes)
@@ -159,7 +159,7 @@ def validate_submission(data: CompetitionData, sub: pd.DataFrame, name: str = "s
             problems.append(f"{name}: {len(got - want)} ids are not test ids, e.g. {shown(sorted(got - want)[0])}")
     if found == cols:
         try:
-            plans = plan_columns(comp, data)
+            plans = submission_columns(comp, data)
         except SubmissionError as e:
             return [*problems, str(e)]
         for plan in plans:
@@ -168,7 +168,7 @@ def validate_submission(data: CompetitionData, sub: pd.DataFrame, name: str = "s
     return problems
 
 
-def _check_values(col: pd.Series, plan: ColumnPlan, comp: Competition, name: str, c: str) -> list[str]:
+def _check_values(col: pd.Series, plan: SubmissionColumn, comp: Competition, name: str, c: str) -> list[str]:
     if col.isna().any():
         return [f"{name}: column {c!r} has {int(col.isna().sum())} missing values (NaN)"]
     if plan.mode in ("label", "topk"):
@@ -209,14 +209,17 @@ def read_submission(path: Path | str) -> pd.DataFrame:
 
 
 def write_submission(data: CompetitionData, ws: Workspace, sub: pd.DataFrame, stem: str) -> Path:
-    """Validate and write ``submissions/<competition>/<stem>.csv`` (never overwriting a file);
-    inside a Kaggle notebook also ``/kaggle/working/submission.csv``."""
+    """Validate and write ``submissions/<competition>/<stem>.csv`` (never overwriting a file: a
+    different file of that name gets ``-2``, ``-3``; the same bytes again reuse the file); inside a
+    Kaggle notebook also ``/kaggle/working/submission.csv``."""
     check_submission(data, sub, f"{stem}.csv")
     folder = ws.submissions_dir(data.comp.name)
     folder.mkdir(parents=True, exist_ok=True)
     body = sub.to_csv(index=False).encode()
     for i in range(1000):
         path = folder / (f"{stem}.csv" if i == 0 else f"{stem}-{i + 1}.csv")
+        if path.is_file() and path.stat().st_size == len(body) and path.read_bytes() == body:
+            break  # written before, identical: no -2.csv copy
         try:
             with open(path, "xb") as f:  # exclusive create: an existing file is never replaced
                 f.write(body)
@@ -253,7 +256,7 @@ def score_submission(data: CompetitionData, sub: pd.DataFrame, solution: pd.Data
     sub = sub.loc[sol.index]
     metric = get_metric(comp.metric)
     scores = []
-    for plan in plan_columns(comp, data):
+    for plan in submission_columns(comp, data):
         t = plan.target
         if t.name not in sol.columns:
             raise SubmissionError(f"solution has no column {t.name!r}; columns: {list(sol.columns)}")

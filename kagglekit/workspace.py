@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import SpecError, did_you_mean, one_of
 from .spec import Competition, load_spec, validate_name
 
+PACKAGED_COMPETITIONS = Path(__file__).parent / "competitions"  # built-ins and examples, shipped in the wheel
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")
 
@@ -46,7 +47,7 @@ class Workspace:
         if on_kaggle():  # a notebook: competitions are declared inline, everything goes to /kaggle/working
             return cls(root=KAGGLE_WORKING, out=KAGGLE_WORKING)
         raise SpecError(f"no kagglekit workspace found from {here} upward (a folder holding competitions/); "
-                        "cd into one, or set KK_HOME=<folder>")
+                        "run 'kk init' to make this folder one, cd into one, or set KK_HOME=<folder>")
 
     @classmethod
     def for_competition(cls, comp: Competition | str) -> Workspace:
@@ -85,16 +86,26 @@ class Workspace:
         return self.out / "submissions" / validate_name(competition)
 
     # -- competitions ------------------------------------------------------------------------
+    def own_competition_names(self) -> list[str]:
+        """Competitions declared in this workspace's ``competitions/``."""
+        return _spec_folders(self.competitions_dir)
+
     def competition_names(self) -> list[str]:
-        if not self.competitions_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.competitions_dir.iterdir() if (p / "competition.toml").is_file())
+        """This workspace's competitions and the ones shipped with kagglekit."""
+        return sorted(set(self.own_competition_names()) | set(_spec_folders(PACKAGED_COMPETITIONS)))
+
+    def competition_folder(self, name: str) -> Path | None:
+        """``competitions/<name>/`` of the workspace, else the one shipped with kagglekit (the
+        workspace's own overrides it), else None."""
+        for root in (self.competitions_dir, PACKAGED_COMPETITIONS):
+            if (root / validate_name(name) / "competition.toml").is_file():
+                return root / name
+        return None
 
     def competition(self, name: str) -> Competition:
-        """Load and validate ``competitions/<name>/competition.toml``."""
-        validate_name(name)
-        folder = self.competitions_dir / name
-        if not (folder / "competition.toml").is_file():
+        """Load and validate ``competitions/<name>/competition.toml`` (the workspace's, else kagglekit's)."""
+        folder = self.competition_folder(name)
+        if folder is None:
             names = self.competition_names()
             raise SpecError(f"unknown competition {name!r} in {self.competitions_dir}: known are "
                             f"{one_of(names) or 'none'}{did_you_mean(name, names)}; "
@@ -125,6 +136,43 @@ class Workspace:
         if comp.builtin:  # generated data goes to a folder we own
             return (self.out / "data" / comp.name) if on_kaggle() else local
         return candidates[0]
+
+
+GITIGNORE = ("runs/", "data/", "submissions/", ".kk_cache/")
+COMPETITIONS_README = """\
+# Competitions of this workspace
+
+One folder per competition: `<name>/competition.toml` (the spec), and a `features.py` beside it when
+the competition has feature code. `kk new <slug>` writes a spec from the competition's files. A
+folder here named like one of kagglekit's own (`kk list` shows them) replaces it.
+"""
+
+
+def init_workspace(folder: Path | str) -> tuple[Workspace, list[Path]]:
+    """``kk init``: make ``folder`` a kagglekit workspace: ``competitions/`` (with a README),
+    ``pipelines/`` (your recipes) and a ``.gitignore`` for what runs write. Creates only what is
+    missing, never overwrites; returns the workspace and the paths it created."""
+    root = Path(folder).expanduser().resolve()
+    created: list[Path] = []
+    for d in (root, root / "competitions", root / "pipelines"):
+        if not d.is_dir():
+            d.mkdir(parents=True, exist_ok=True)
+            created.append(d)
+    for path, text in ((root / "competitions" / "README.md", COMPETITIONS_README),
+                       (root / ".gitignore", "\n".join(GITIGNORE) + "\n")):
+        try:
+            with open(path, "x", encoding="utf-8") as f:
+                f.write(text)
+            created.append(path)
+        except FileExistsError:
+            pass
+    return Workspace.at(root), created
+
+
+def _spec_folders(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "competition.toml").is_file())
 
 
 def resolve(competition: Competition | str, workspace: Workspace | None = None) -> tuple[Workspace, Competition]:

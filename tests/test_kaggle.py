@@ -2,6 +2,7 @@
 
 import json
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -178,3 +179,16 @@ def test_a_damaged_download_never_replaces_the_data(ws, kaggle_env, synth_zip, t
     with pytest.raises(DataError, match="zip bomb"):
         safe_extract(bomb, tmp_path / "out2")
     assert not (tmp_path / "out2" / "train.csv").exists()
+
+
+def test_kk_submit_without_a_file_sends_the_best_runs_submission(ws, kaggle_env, monkeypatch, capsys):
+    from kagglekit.cli import main
+
+    make_tabular(ws.root)
+    baseline("synth", models=("lgbm",), workspace=ws)
+    best = RunStore(ws, "synth").get("best")
+    monkeypatch.chdir(ws.root)
+    with FakeKaggle({"synth": b""}) as fake:
+        main(["submit", "synth", "-m", "first try"])
+    assert fake.submissions[0]["content"] == Path(best.scores["submission"]).read_bytes()
+    assert best.id in capsys.readouterr().out

@@ -1,4 +1,3 @@
-import shutil
 
 import pandas as pd
 import pytest
@@ -9,12 +8,13 @@ from kagglekit.pipeline import load_recipe, run_pipeline
 from kagglekit.runs import RunStore
 from kagglekit.submissions import read_submission, validate_submission
 
-from .conftest import REPO, make_images, make_tabular
+from .conftest import make_images, make_tabular
 
 
 @pytest.fixture
 def recipes(ws):
-    shutil.copytree(REPO / "pipelines", ws.root / "pipelines")
+    """A workspace with no pipelines/ of its own: kagglekit's packaged recipes are used."""
+    (ws.root / "pipelines").mkdir()
     return ws
 
 

@@ -15,8 +15,9 @@ from kagglekit.submissions import (
     validate_submission,
     write_submission,
 )
+from kagglekit.workspace import PACKAGED_COMPETITIONS
 
-from .conftest import REPO, make_tabular
+from .conftest import make_tabular
 
 
 def _run(ws, data, p1, label="m"):
@@ -92,8 +93,12 @@ def test_write_submission_never_overwrites(ws):
     run = _run(ws, data, np.random.default_rng(2).random(500))
     sub = build_submission(data, run.test(), run.targets)
     p1 = write_submission(data, ws, sub, "same")
-    p2 = write_submission(data, ws, sub, "same")
-    assert p1 != p2 and p1.is_file() and p2.is_file()
+    assert write_submission(data, ws, sub, "same") == p1  # the same bytes: the same file, no copy
+    changed = sub.copy()
+    changed.iloc[0, 1] = 1 - changed.iloc[0, 1]
+    p2 = write_submission(data, ws, changed, "same")
+    assert p2 != p1 and p2.name == "same-2.csv"
+    assert build_submission(data, run.test(), run.targets).equals(pd.read_csv(p1))  # p1 untouched
     with pytest.raises(SubmissionError):
         write_submission(data, ws, sub.iloc[:10], "short")
     assert not (ws.submissions_dir("synth") / "short.csv").exists()
@@ -190,7 +195,7 @@ def test_files_and_folders_follow_the_umask(ws):
         assert modes and set(modes.values()) == {0o640}, modes
         atomic_write_bytes(ws.root / "x.bin", b"1")
         assert stat.S_IMODE((ws.root / "x.bin").stat().st_mode) == 0o640
-        spec = REPO / "competitions" / "playground-churn" / "competition.toml"
+        spec = PACKAGED_COMPETITIONS / "playground-churn" / "competition.toml"
         (ws.root / "competitions" / "playground-churn").mkdir()
         (ws.root / "competitions" / "playground-churn" / "competition.toml").write_text(spec.read_text())
         load_data(Workspace.at(ws.root).competition("playground-churn"), ws)

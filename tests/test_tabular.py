@@ -86,9 +86,9 @@ def test_baseline_end_to_end(ws, task, metric, good):
 def test_baseline_is_reproducible(ws):
     make_tabular(ws.root)
     a = baseline("synth", models=("lgbm",), workspace=ws, submit=False)
-    b = baseline("synth", models=("lgbm",), workspace=ws, submit=False)
+    b = baseline("synth", models=("lgbm",), workspace=ws, submit=False, new=True)  # trained again, not reused
     pd.testing.assert_frame_equal(a.results[0].run.oof(), b.results[0].run.oof())
-    assert a.results[0].run.path != b.results[0].run.path
+    assert a.results[0].run.path != b.results[0].run.path and not b.results[0].reused
 
 
 def test_leakage_guard_drops_columns_absent_from_test(ws):

@@ -18,8 +18,9 @@ from kagglekit.errors import DataError, SpecError  # noqa: E402
 from kagglekit.vision import train  # noqa: E402
 from kagglekit.vision.learner import Learner, OneCycle  # noqa: E402
 from kagglekit.vision.model import Head, create_vision_model  # noqa: E402
+from kagglekit.workspace import PACKAGED_COMPETITIONS  # noqa: E402
 
-from .conftest import REPO, write_spec  # noqa: E402
+from .conftest import write_spec  # noqa: E402
 
 FAMILIES = ["resnet18", "convnext_atto", "tf_efficientnet_lite0", "efficientnet_b0", "tf_efficientnetv2_b0",
             "mobilenetv3_small_100", "regnety_002", "vit_tiny_patch16_224"]
@@ -255,7 +256,7 @@ def test_pretrained_fine_tune_on_real_photos(shared_data, ws, tmp_path):
     for i, n in enumerate(names, 1):
         (data / "test" / f"{i}.jpg").symlink_to(photos / n)
     pd.DataFrame({"id": range(1, 11), "label": 0.5}).to_csv(data / "sample_submission.csv", index=False)
-    spec = (REPO / "competitions" / "dogs-vs-cats" / "competition.toml").read_text()
+    spec = (PACKAGED_COMPETITIONS / "dogs-vs-cats" / "competition.toml").read_text()
     write_spec(ws.root, "dogs-vs-cats", spec)
     r = train("dogs-vs-cats", workspace=ws, weights=str(weights_dir), sizes=(128,), epochs=1, tta=0, folds=(0,),
               num_workers=0)

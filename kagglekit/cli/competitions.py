@@ -9,6 +9,26 @@ import typer
 from ._app import app, console, fmt, workspace
 
 
+@app.command("init")
+def init(folder: Path = typer.Argument(Path("."), help="the folder to make a workspace [default: here]")) -> None:
+    """Make FOLDER a kagglekit workspace (competitions/, pipelines/, .gitignore); nothing existing is touched."""
+    from ..workspace import GITIGNORE, init_workspace
+
+    ws, created = init_workspace(folder)
+    out = console()
+    for path in created:
+        out.print(f"created {path}", markup=False)
+    if not created:
+        out.print(f"{ws.root} is already a kagglekit workspace", markup=False)
+    gitignore = (ws.root / ".gitignore").read_text(encoding="utf-8").split()
+    missing = [g for g in GITIGNORE if g not in gitignore and "/" + g not in gitignore]
+    if missing:
+        out.print(f"your .gitignore was left as it was; runs write to {', '.join(missing)}: add them to it",
+                  markup=False)
+    out.print("next: kk list (built-in competitions need no data), kk baseline playground-churn, "
+              "or kk new <slug> for a Kaggle competition", markup=False)
+
+
 @app.command("list")
 def list_competitions() -> None:
     """List the workspace's competitions: kind, metric, whether data is present, best CV."""
@@ -18,8 +38,9 @@ def list_competitions() -> None:
     from ..runs import RunStore
 
     ws = workspace()
-    table = Table(title=f"competitions in {ws.competitions_dir}")
-    for col in ("competition", "kind", "target(s)", "metric", "data", "runs", "best CV"):
+    table = Table(title=f"competitions in {ws.competitions_dir} and kagglekit's own")
+    own = set(ws.own_competition_names())
+    for col in ("competition", "spec", "kind", "target(s)", "metric", "data", "runs", "best CV"):
         table.add_column(col)
     from rich.text import Text
 
@@ -28,7 +49,8 @@ def list_competitions() -> None:
         try:
             comp = ws.competition(name)
         except KKError as e:  # shown whole, below the table, as plain text ("[cv]" is not markup)
-            table.add_row(name, Text("invalid spec", style="red"), "", "", "", "", "")
+            table.add_row(name, "workspace" if name in own else "kagglekit", Text("invalid spec", style="red"),
+                          "", "", "", "", "")
             invalid.append(str(e))
             continue
         data_dir = ws.data_dir(comp)
@@ -37,7 +59,8 @@ def list_competitions() -> None:
         full = [r for r in ranked if not r.partial]  # a run over some folds is never the best
         best = full[0].cv if full else None
         targets = ", ".join(t.name + ("" if t.submit else " (aux)") for t in comp.targets)
-        table.add_row(name, comp.kind, targets, comp.metric, data, str(len(ranked)), fmt(best))
+        table.add_row(name, "workspace" if name in own else "kagglekit", comp.kind, targets, comp.metric, data,
+                      str(len(ranked)), fmt(best))
     out = console()
     out.print(table)
     for message in invalid:

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 
 
 @app.command("ensemble")
 def ensemble(
-    competition: str,
+    competition: str = COMPETITION,
     runs: list[str] = typer.Argument(None, help="run ids (default: every complete run on the shared folds)"),
     method: str = typer.Option("greedy", "--method", help="greedy, mean, rank, weights or stacking"),
-    submit: bool = typer.Option(True, "--submit/--no-submit", help="write the ensemble's submission CSV"),
+    submit: bool = SUBMIT,
+    new: bool = NEW,
 ) -> None:
     """Blend OOF predictions of runs into an ensemble run and a validated submission."""
     from rich.table import Table
 
     from ..blend import ensemble as run_ensemble
 
-    result = run_ensemble(competition, runs or None, method=method, workspace=workspace(), submit=submit)
+    result = run_ensemble(competition, runs or None, method=method, workspace=workspace(), submit=submit,
+                          new=new)
     out = console()
     table = Table(title=f"{competition}: {method} ensemble")
     for col in ("member", "CV", "weight"):
@@ -32,7 +34,8 @@ def ensemble(
         out.print(f"skipped {s}", style="dim", markup=False)
     for note in result.notes:
         out.print(note, markup=False)
-    out.print(f"run: {result.run.id}")
+    out.print(f"run: {result.run.id}" + (" (reused: the same blend of the same runs was made before)"
+                                         if result.reused else ""), markup=False)
     if result.submission:
         out.print(f"submission: {result.submission}")
     if result.holdout is not None:

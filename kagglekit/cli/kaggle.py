@@ -23,7 +23,8 @@ def download(competition: str, force: bool = typer.Option(False, "--force", help
 
 @app.command("submit")
 def submit(competition: str, file: Path = typer.Argument(None, help="submission CSV (default: the run's)"),
-           run: str = typer.Option(None, "--run", help="submit this run's submission"),
+           run: str = typer.Option(None, "--run", help="submit this run's submission (an id, a unique prefix, latest or "
+                                             "best) [default: best]"),
            message: str = typer.Option(..., "--message", "-m", help="the submission's description")) -> None:
     """Validate a submission against the sample submission, then submit it to Kaggle."""
     from ..errors import SubmissionError
@@ -33,12 +34,14 @@ def submit(competition: str, file: Path = typer.Argument(None, help="submission 
     ws = workspace()
     comp = ws.competition(competition)
     if file is None:
-        if run is None:
-            raise SubmissionError("give a FILE or --run RUN_ID")
-        path = RunStore(ws, comp.name).get(run).scores.get("submission")
+        chosen = RunStore(ws, comp.name).get(run or "best")
+        run = chosen.id
+        path = chosen.scores.get("submission")
         if not path:
-            raise SubmissionError(f"run {run} has no submission file yet")
+            raise SubmissionError(f"run {run} has no submission file (a run over some folds only, or written "
+                                  "with --no-submit); give a FILE or another --run")
         file = Path(path)
+        console().print(f"run {run}: {file}", markup=False)
     record = run_submit(comp, ws, file, message, run_id=run)
     console().print(f"submitted {file} ({record['kaggle_message'] or 'ok'})"
                     + (f"; recorded in run {record['run']}" if record.get("run") else ""), markup=False)

@@ -30,8 +30,18 @@ def run(competition: str,
     result = run_pipeline(competition, pipeline, workspace=workspace(), dry_run=dry_run, progress=True,
                           on_stage=on_stage)
     if dry_run:
-        total = sum(o.estimate_s or 0 for o in result.outcomes)
-        out.print(f"plan of recipe '{result.recipe}': estimated {total / 60:.1f} min for the stages to run")
+        from ..pipeline import missing_data
+
+        ws = workspace()
+        why = missing_data(ws.competition(competition), ws)
+        todo = [o for o in result.outcomes if o.status == "planned"]
+        if why:
+            out.print(f"plan of recipe '{result.recipe}': no estimate yet, {why}", markup=False)
+        elif any(o.estimate_s is None for o in todo):
+            out.print(f"plan of recipe '{result.recipe}': some stages cannot be estimated", markup=False)
+        else:
+            total = sum(o.estimate_s or 0 for o in todo)
+            out.print(f"plan of recipe '{result.recipe}': estimated {total / 60:.1f} min for the stages to run")
         return
     out.print(f"recipe '{result.recipe}' done in {result.seconds:.1f}s; final CV {fmt(result.cv)}")
     if result.holdout is not None:

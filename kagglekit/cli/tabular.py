@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 
 
 @app.command("baseline")
 def baseline(
-    competition: str,
+    competition: str = COMPETITION,
     model: str = typer.Option("all", "--model", "-m", help="rf, lgbm, or all (comma-separated list also works)"),
     folds: int = typer.Option(None, "--folds", help="number of CV folds (default: the spec's k)"),
     seed: int = typer.Option(42, "--seed", help="model seed"),
     param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
     time_budget: float = typer.Option(None, "--time-budget", help="seconds for all models and folds"),
-    submit: bool = typer.Option(True, "--submit/--no-submit", help="write the best model's submission CSV"),
+    submit: bool = SUBMIT,
+    new: bool = NEW,
     pipeline: str = typer.Option(None, "--pipeline", help="take models and parameters from a recipe in pipelines/ "
                                                            "(e.g. one written by kk tune)"),
 ) -> None:
@@ -38,7 +39,7 @@ def baseline(
             recipe_params.setdefault(m, {}).update(p)
         params = recipe_params
     result = run_baseline(competition, models=models, k=folds, seed=seed, params=params,
-                          time_budget=time_budget, workspace=ws, progress=True, submit=submit)
+                          time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new)
     out = console()
     plan = result.plan
     out.print(f"features used ({len(plan.used)}): {', '.join(plan.used)}", markup=False)
@@ -53,10 +54,14 @@ def baseline(
 
     for r in result.results:
         table.add_row(r.model + (" *" if r is best else ""), fmt(r.cv), fmt(cv_se(r.fold_scores)),
-                      " ".join(fmt(s, 3) for s in r.fold_scores), f"{r.seconds:.1f}s", r.run.id)
+                      " ".join(fmt(s, 3) for s in r.fold_scores),
+                      "reused" if r.reused else f"{r.seconds:.1f}s", r.run.id)
     out.print(table)
     for note in result.notes:
         out.print(note, markup=False)
+    if any(r.reused for r in result.results):
+        out.print("reused: identical runs (same configuration, data and folds) had finished before; --new runs "
+                  "them again", style="dim", markup=False)
     for r in result.results:
         out.print(f"feature importance ({r.model}): {r.run.path / 'importance.png'}", markup=False)
     if result.submission:

@@ -19,7 +19,17 @@ from ..data import CompetitionData, load_data
 from ..errors import DataError, SpecError
 from ..folds import Folds, get_folds
 from ..metrics import get_metric
-from ..runs import Run, RunStore, encode_target, fold_gap, score_predictions, target_info, to_frame
+from ..runs import (
+    Run,
+    RunStore,
+    data_fingerprint,
+    encode_target,
+    fingerprint,
+    fold_gap,
+    score_predictions,
+    target_info,
+    to_frame,
+)
 from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace, resolve
@@ -47,6 +57,7 @@ class ModelResult:
     fold_scores: list[float]
     seconds: float
     params: dict[str, Any]
+    reused: bool = False  # an identical finished run (same config, data and folds) was reused
 
 
 @dataclass
@@ -228,9 +239,12 @@ def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
 def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf", "lgbm"), k: int | None = None,
              seed: int = 42, params: dict[str, dict[str, Any]] | None = None, time_budget: float | None = None,
              workspace: Workspace | None = None, progress: bool = False, submit: bool = True,
-             n_jobs: int | None = None) -> BaselineResult:
+             n_jobs: int | None = None, new: bool = False, record: dict[str, Any] | None = None) -> BaselineResult:
     """Cross-validate each model on the shared folds, store one run per model and write the
-    submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``."""
+    submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``.
+    A model whose identical run (same configuration, data and folds) is already finished is not
+    trained again: that run is reused, unless ``new``. ``record`` adds entries to each new run's
+    config (``kk run`` records its stage there)."""
     t0 = time.perf_counter()
     ws, comp = resolve(competition, workspace)
     if comp.kind != "tabular":
@@ -250,22 +264,33 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     folds = get_folds(data, ws)
     feats = build_features(data)
     store = RunStore(ws, comp.name)
+    dkey = data_fingerprint(comp, ws)
     per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
     results = []
     bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
     for model in models:
         start = time.perf_counter()
+        config = {"models": [model], "params": resolved[model], "seed": seed, "features": list(feats.plan.used),
+                  "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
+                  "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
+                  "time_budget": time_budget}
+        fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
+        same = None if new else store.identical(fp)
+        if same is not None:
+            s = same.scores
+            results.append(ModelResult(model, same, s["cv"], float(s.get("cv_std", np.std(s["folds"]))), s["folds"],
+                                       float(same.meta.get("timings", {}).get("fit_s", 0.0)), resolved[model],
+                                       reused=True))
+            if bar is not None:
+                bar.update(folds.k * len(comp.submitted_targets))
+            continue
         if bar is not None:
             bar.set_description(model)
         cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
                             time_limit=per_fold_limit, n_jobs=n_jobs,
                             on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
         seconds = time.perf_counter() - start
-        config = {"models": [model], "params": resolved[model], "seed": seed, "features": list(feats.plan.used),
-                  "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
-                  "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
-                  "time_budget": time_budget}
-        writer = store.create("tabular", model, config)
+        writer = store.create("tabular", model, {**config, "fingerprint": fp, **(record or {})})
         writer.save_predictions(
             to_frame(data.train[comp.id_column], comp.id_column, cv["oof"], cv["targets"]),
             to_frame(data.test[comp.id_column], comp.id_column, cv["test"], cv["targets"]))
@@ -289,7 +314,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     if submit and ties:  # the CV order is luck: submit their mean blend (bench/noise_rule.py measures this rule)
         from ..blend import ensemble
 
-        blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws)
+        blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws, new=new)
         result.chosen = f"mean blend of {', '.join([result.best.model, *(r.model for r in ties)])} ({blend.run.id})"
         result.submission, result.holdout = blend.submission, blend.holdout
     elif submit:
