@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .data import CompetitionData, load_data
-from .errors import RunError, SpecError, did_you_mean, one_of
+from .errors import OptionError, RunError, did_you_mean, one_of
 from .folds import Folds, load_folds
 from .metrics import get_metric
 from .runs import Run, RunStore, fingerprint, fold_gap, from_frame, score_predictions, to_frame
@@ -106,7 +106,7 @@ def _members(runs: Sequence[Run], comp: Competition, data: CompetitionData) -> l
             if np.isnan(oof[t.name]).any():
                 raise RunError(f"run {r.id} has no OOF prediction for some rows (it ran a subset of folds); "
                                "merge its folds first ('kk merge') or leave it out")
-        out.append(Member(r, oof, test, float(r.cv)))
+        out.append(Member(r, oof, test, float(r.cv if r.cv is not None else np.nan)))
     return out
 
 
@@ -144,7 +144,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     a new run's config."""
     t0 = time.perf_counter()
     if method not in METHODS:
-        raise SpecError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}{did_you_mean(method, METHODS)}")
+        raise OptionError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}{did_you_mean(method, METHODS)}")
     ws, comp = resolve(competition, workspace)
     store = RunStore(ws, comp.name)
     metric = get_metric(comp.metric)
@@ -172,7 +172,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
         cfg = same.config
         result = EnsembleResult(method, [(m, float(same.scores.get("members", {}).get(m, np.nan)), float(w))
                                          for m, w in zip(cfg["members"], cfg["weights"], strict=True)],
-                                same.cv, skipped=skipped)
+                                float(same.scores["cv"]), skipped=skipped)
         result.run, result.reused = same, True
         if submit:
             result.submission = submission_from_run(data, ws, same)

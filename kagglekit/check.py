@@ -93,7 +93,7 @@ def adversarial_auc(train_x: pd.DataFrame, test_x: pd.DataFrame, *, k: int = 5, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(x.iloc[tr], is_test[tr], categorical_feature=cats or "auto")
-            oof[va] = model.predict_proba(x.iloc[va])[:, 1]
+            oof[va] = np.asarray(model.predict_proba(x.iloc[va]))[:, 1]
         gain += model.booster_.feature_importance("gain")
     total = gain.sum()
     return float(roc_auc_score(is_test, oof)), oof[:len(train_x)], gain / total if total > 0 else gain

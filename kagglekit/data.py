@@ -165,7 +165,7 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     sample = None
     sample_file = data_dir / comp.files.sample_submission if comp.files.sample_submission else None
     if sample_file is not None:
-        sample = read_table(_file(data_dir, comp.files.sample_submission, comp), cache)
+        sample = read_table(_file(data_dir, sample_file.name, comp), cache)
         require_columns(sample, [comp.id_column], sample_file, f"the id column declared in {comp.spec_file}")
     if comp.kind == "image" and comp.image is not None and comp.image.layout in ("folder", "filename"):
         from ._image_tables import folder_tables
@@ -207,9 +207,9 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
                                 f"task = \"multiclass\" in {comp.spec_file}")
     for col in comp.tabular.date_columns:
         require_columns(train, [col], tf, f"listed in [tabular] date_columns of {comp.spec_file}")
-    for col in (comp.cv.group, comp.cv.time):
-        if col:
-            require_columns(train, [col], tf, f"the CV group/time column in [cv] of {comp.spec_file}")
+    for cv_col in (comp.cv.group, comp.cv.time):
+        if cv_col:
+            require_columns(train, [cv_col], tf, f"the CV group/time column in [cv] of {comp.spec_file}")
     from .tabular.dates import date_part_names
 
     parts = {n for c in comp.tabular.date_columns for n in date_part_names(c, time=comp.tabular.date_time)}
@@ -220,6 +220,7 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
         from ._image_tables import csv_paths
 
+        assert comp.image.train_path is not None  # the spec requires it for the csv layout
         train = train.assign(path=csv_paths(train, comp.image.train_path, data_dir, tf))
         if comp.image.test_path:
             test = test.assign(path=csv_paths(test, comp.image.test_path, data_dir, test_file))

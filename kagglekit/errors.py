@@ -19,6 +19,10 @@ class SpecError(KKError):
     """A competition spec (competition.toml) or a recipe is invalid."""
 
 
+class OptionError(KKError):
+    """A command-line option or a function's argument has a bad value (``--folds 1``, ``--lr abc``)."""
+
+
 class DataError(KKError):
     """Competition data is missing or does not match its spec."""
 

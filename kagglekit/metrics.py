@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class Metric:
     needs: str  # "proba" | "label" | "value"
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["maximize", "minimize"]:
         return "maximize" if self.greater_is_better else "minimize"
 
     def __call__(self, y_true: np.ndarray, pred: np.ndarray) -> float:

@@ -85,14 +85,14 @@ def guess(data_dir: Path) -> Guess:
     train = read_table(data_dir / train_f) if train_f else None
     from ._image_scaffold import guess_image
 
-    found = guess_image(data_dir, train, train_f, sample)
-    if found is not None:
-        return _image_guess(found, train, sample, {"train": train_f, "test": None, "sample_submission": sample_f})
+    image = guess_image(data_dir, train, train_f, sample)
+    if image is not None:
+        return _image_guess(image, train, sample, {"train": train_f, "test": None, "sample_submission": sample_f})
     if train is None or train_f is None:
         raise DataError(f"{data_dir}: no training file (train*.csv) and no images; files: "
                         f"{', '.join(p.name for p in data_dir.iterdir())}")
     test = read_table(data_dir / test_f) if test_f else None
-    notes = []
+    notes: list[str] = []
     if sample is not None:
         id_col = str(sample.columns[0])
         targets = [str(c) for c in sample.columns[1:] if c in train.columns]
@@ -105,7 +105,7 @@ def guess(data_dir: Path) -> Guess:
         raise DataError(f"{data_dir}: neither a test file nor a sample submission to tell the targets by")
     if not targets:
         raise DataError(f"{data_dir}: could not find a target: no column of the sample submission is in {train_f}")
-    found = []
+    found: list[tuple[str, str]] = []
     metric = "accuracy"
     for t in targets:
         s_col = sample[t] if sample is not None and t in sample.columns else None

@@ -169,7 +169,7 @@ class _Table:
             expected = " or ".join(t.__name__ for t in types)
             raise self.error(name, f"expected {expected}, found {type(value).__name__} {value!r}")
         if choices is not None and value not in choices:
-            raise self.error(name, f"expected {one_of(choices)}, found {value!r}{did_you_mean(value, choices)}")
+            raise self.error(name, f"expected {one_of(choices)}, found {value!r}{did_you_mean(str(value), choices)}")
         return value
 
     def str_list(self, name: str) -> tuple[str, ...]:

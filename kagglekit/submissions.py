@@ -105,8 +105,9 @@ def build_submission(data: CompetitionData, test_preds: pd.DataFrame,
     metric = get_metric(comp.metric)
     for plan in submission_columns(comp, data):
         t = plan.target
-        classes = plan.classes if targets is None else targets[t.name]["classes"]
-        arr = from_frame(preds, t.name, classes)
+        given = plan.classes if targets is None else targets[t.name]["classes"]  # None: a value target
+        arr = from_frame(preds, t.name, given)
+        classes: list[str] = list(given or [])
         like = data.sample[t.name] if data.sample is not None and t.name in data.sample else None
         if plan.mode == "value":
             if metric.name == "rmsle":

@@ -57,7 +57,7 @@ def _storage(url: str):
     import optuna
     import sqlalchemy.exc
 
-    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 120}}} if url.startswith("sqlite") else {}
+    kwargs: dict[str, Any] = {"engine_kwargs": {"connect_args": {"timeout": 120}}} if url.startswith("sqlite") else {}
     for attempt in range(10):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
@@ -182,6 +182,7 @@ def write_recipe(ws: Workspace, name: str, comp: Competition, model: str, result
 def _plots(study: Any, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt  # optuna draws with pyplot; each figure is closed once saved
     import optuna.visualization.matplotlib as ovm
+    from matplotlib.figure import Figure
 
     out = []
     import warnings
@@ -194,6 +195,7 @@ def _plots(study: Any, stem: Path) -> list[Path]:
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue  # e.g. too few complete trials for importances
             fig = ax.figure if hasattr(ax, "figure") else plt.gcf()
+            fig = fig.figure if not isinstance(fig, Figure) else fig  # a SubFigure's parent figure
             fig.set_size_inches(7, 4.5)
             fig.tight_layout()
             path = stem.with_name(f"{stem.name}-{name}.png")

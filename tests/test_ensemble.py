@@ -4,7 +4,7 @@ import pytest
 
 from kagglekit.blend import ensemble
 from kagglekit.data import load_data
-from kagglekit.errors import RunError, SpecError
+from kagglekit.errors import OptionError, RunError
 from kagglekit.submissions import read_submission, validate_submission
 
 from .conftest import make_tabular, save_run
@@ -77,7 +77,7 @@ def test_blending_runs_with_different_folds_is_refused(ws):
 
 
 def test_unknown_method(ws):
-    with pytest.raises(SpecError, match="did you mean 'greedy'"):
+    with pytest.raises(OptionError, match="did you mean 'greedy'"):
         ensemble("synth", method="gredy", workspace=ws)
 
 

@@ -12,3 +12,13 @@ def test_ruff_clean():
         pytest.skip("ruff is not installed (pip install -e '.[dev]')")
     r = subprocess.run([ruff, "check", str(REPO)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
+
+
+@pytest.mark.slow
+def test_mypy_clean():
+    """The type checker over the package, configured in pyproject.toml ([tool.mypy])."""
+    mypy = shutil.which("mypy")
+    if mypy is None:
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    r = subprocess.run([mypy], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:]

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from kagglekit.errors import DataError, KKError, SpecError  # noqa: E402
+from kagglekit.errors import DataError, KKError, OptionError  # noqa: E402
 from kagglekit.vision import TrainConfig, merge, train  # noqa: E402
 from kagglekit.vision.data import load_images  # noqa: E402
 from kagglekit.vision.distributed import Dist  # noqa: E402
@@ -61,9 +61,9 @@ def test_two_gloo_processes_train_exactly_as_one_and_merge_with_other_folds(ws):
 
 
 def test_devices_must_split_the_batch_evenly():
-    with pytest.raises(SpecError, match="multiple of 3"):
+    with pytest.raises(OptionError, match="multiple of 3"):
         TrainConfig(batch_size=32, devices=3)
-    with pytest.raises(SpecError, match="--devices"):
+    with pytest.raises(OptionError, match="--devices"):
         TrainConfig(devices=0)
 
 
@@ -137,7 +137,7 @@ def test_streamed_training_gives_the_same_run_as_in_memory(ws):
     kw = dict(arch="test_convnext", pretrained=False, sizes=(32,), epochs=1, batch_size=16, num_workers=0,
               folds=(0,), submit=False)
     mem = train("tiny", workspace=ws, cache="memory", **kw)
-    disk = train("tiny", workspace=ws, cache="disk", **kw)
+    disk = train("tiny", workspace=ws, cache="disk", new=True, **kw)  # the same run otherwise: reused
     assert disk.run.meta["cache"] == "disk" and mem.run.meta["cache"] == "memory"
     assert list((ws.cache_dir / "tiny" / "images").rglob("*.u8"))
     np.testing.assert_allclose(pd.read_csv(disk.run.path / "history.csv")["train_loss"],

@@ -1,6 +1,6 @@
 import pytest
 
-from kagglekit.errors import SpecError
+from kagglekit.errors import OptionError, SpecError
 from kagglekit.spec import load_spec, validate_name
 from kagglekit.workspace import Workspace
 
@@ -145,5 +145,5 @@ def test_a_misspelt_choice_is_refused_not_silently_replaced(flag, value):
     pytest.importorskip("torch")
     from kagglekit.vision.config import TrainConfig
 
-    with pytest.raises(SpecError, match=f"--{flag}: expected one of .*found '{value}'"):
+    with pytest.raises(OptionError, match=f"--{flag}: expected one of .*found '{value}'"):
         TrainConfig(**{flag: value})

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from kagglekit.data import load_data
-from kagglekit.errors import SpecError
+from kagglekit.errors import OptionError, SpecError
 from kagglekit.submissions import read_submission, validate_submission
 from kagglekit.tabular import TabularPreprocessor, add_datepart, plan_columns
 from kagglekit.tabular.baseline import baseline, parse_overrides
@@ -106,7 +106,7 @@ def test_param_overrides_and_errors(ws):
     make_tabular(ws.root)
     assert parse_overrides(["lgbm.num_leaves=7", "rf.max_depth=none", "lgbm.learning_rate=0.1"]) == {
         "lgbm": {"num_leaves": 7, "learning_rate": 0.1}, "rf": {"max_depth": None}}
-    with pytest.raises(SpecError, match="expected MODEL.NAME=VALUE"):
+    with pytest.raises(OptionError, match="expected MODEL.NAME=VALUE"):
         parse_overrides(["num_leaves=7"])
     with pytest.raises(SpecError, match="did you mean 'num_leaves'"):
         baseline("synth", models=("lgbm",), params={"lgbm": {"num_leave": 3}}, workspace=ws)

@@ -308,3 +308,40 @@ def test_pretrained_models_see_their_own_centre_crop_and_scratch_models_the_whol
     # middle 65% of the width (17% to 83%), where squish spans all of it
     assert 0.15 * 255 < crop[0, 0, 0] < 0.19 * 255 and 0.81 * 255 < crop[0, -1, 0] < 0.85 * 255
     assert squish[0, 0, 0] < 0.02 * 255 and squish[0, -1, 0] > 0.98 * 255
+
+
+def test_hub_check_asks_huggingface_hub_at_its_configured_endpoint(monkeypatch):
+    """HF_ENDPOINT (a mirror) is where reachability is asked, through huggingface_hub's session."""
+    import http.server
+    import importlib
+    import socket
+    import threading
+
+    import huggingface_hub.constants
+
+    from kagglekit.vision import model as vision_model
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    try:
+        for endpoint, expected in ((f"http://127.0.0.1:{server.server_port}", True),
+                                   (f"http://127.0.0.1:{closed}", False)):
+            monkeypatch.setenv("HF_ENDPOINT", endpoint)
+            importlib.reload(huggingface_hub.constants)
+            assert vision_model._hub_reachable(timeout=2) is expected
+    finally:
+        server.shutdown()
+        monkeypatch.undo()
+        importlib.reload(huggingface_hub.constants)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
 import typer
@@ -20,6 +21,47 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+class Method(StrEnum):
+    """kk ensemble --method (the library's ``blend.METHODS``)."""
+
+    greedy = "greedy"
+    mean = "mean"
+    rank = "rank"
+    weights = "weights"
+    stacking = "stacking"
+
+
+class Device(StrEnum):
+    """kk train --device."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Resize(StrEnum):
+    """kk train --resize (the spec's ``RESIZE_METHODS``)."""
+
+    auto = "auto"
+    squish = "squish"
+    crop = "crop"
+    pad = "pad"
+
+
+class Cache(StrEnum):
+    """kk train --cache (``vision.packed.CACHE_MODES``)."""
+
+    auto = "auto"
+    memory = "memory"
+    disk = "disk"
+
+
+def value(choice: Enum | None) -> str | None:
+    """The plain string of an Enum choice, for the library."""
+    return None if choice is None else str(choice.value)
 
 
 # options shared by several commands, declared once (huggingface_hub's CLI does the same)

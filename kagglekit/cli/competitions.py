@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, app, console, fmt, workspace
 
 
 @app.command("init")
@@ -68,7 +68,8 @@ def list_competitions() -> None:
 
 
 @app.command("validate")
-def validate(competition: str, file: Path) -> None:
+def validate(competition: str = COMPETITION,
+             file: Path = typer.Argument(..., help="the submission CSV", show_default=False)) -> None:
     """Check a submission CSV against the competition's expected format."""
     from rich.markup import escape
 
@@ -87,7 +88,8 @@ def validate(competition: str, file: Path) -> None:
 
 
 @app.command("score")
-def score(competition: str, file: Path,
+def score(competition: str = COMPETITION,
+          file: Path = typer.Argument(..., help="the submission CSV", show_default=False),
           solution: Path = typer.Option(None, help="CSV with the true test labels (default: the "
                                                     "competition's solution file, for built-ins)")) -> None:
     """Score a submission locally against a solution file with the competition's metric."""

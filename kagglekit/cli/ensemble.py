@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
+from ._app import COMPETITION, NEW, SUBMIT, Method, app, console, fmt, workspace
 
 
 @app.command("ensemble")
 def ensemble(
     competition: str = COMPETITION,
     runs: list[str] = typer.Argument(None, help="run ids (default: every complete run on the shared folds)"),
-    method: str = typer.Option("greedy", "--method", help="greedy, mean, rank, weights or stacking"),
+    method: Method = typer.Option(Method.greedy, "--method", help="how to blend: greedy (Caruana), mean, rank, "
+                                                                 "weights (optimised) or stacking"),
     submit: bool = SUBMIT,
     new: bool = NEW,
 ) -> None:
@@ -20,10 +21,10 @@ def ensemble(
 
     from ..blend import ensemble as run_ensemble
 
-    result = run_ensemble(competition, runs or None, method=method, workspace=workspace(), submit=submit,
+    result = run_ensemble(competition, runs or None, method=method.value, workspace=workspace(), submit=submit,
                           new=new)
     out = console()
-    table = Table(title=f"{competition}: {method} ensemble")
+    table = Table(title=f"{competition}: {method.value} ensemble")
     for col in ("member", "CV", "weight"):
         table.add_column(col)
     for run_id, cv, w in result.members:
@@ -34,6 +35,7 @@ def ensemble(
         out.print(f"skipped {s}", style="dim", markup=False)
     for note in result.notes:
         out.print(note, markup=False)
+    assert result.run is not None
     out.print(f"run: {result.run.id}" + (" (reused: the same blend of the same runs was made before)"
                                          if result.reused else ""), markup=False)
     if result.submission:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, app, console, fmt, workspace
 
 
 @app.command("download")
-def download(competition: str, force: bool = typer.Option(False, "--force", help="download again; the old "
+def download(competition: str = COMPETITION, force: bool = typer.Option(False, "--force", help="download again; the old "
                                                                                    "folder is kept aside")) -> None:
     """Download and safely extract the competition's files into its data folder."""
     from ..kaggle_client import download as run_download
@@ -22,7 +22,7 @@ def download(competition: str, force: bool = typer.Option(False, "--force", help
 
 
 @app.command("submit")
-def submit(competition: str, file: Path = typer.Argument(None, help="submission CSV (default: the run's)"),
+def submit(competition: str = COMPETITION, file: Path = typer.Argument(None, help="submission CSV (default: the run's)"),
            run: str = typer.Option(None, "--run", help="submit this run's submission (an id, a unique prefix, latest or "
                                              "best) [default: best]"),
            message: str = typer.Option(..., "--message", "-m", help="the submission's description")) -> None:
@@ -48,7 +48,7 @@ def submit(competition: str, file: Path = typer.Argument(None, help="submission 
 
 
 @app.command("submissions")
-def submissions(competition: str) -> None:
+def submissions(competition: str = COMPETITION) -> None:
     """Fetch your submissions' public/private scores and store them beside the runs' CV."""
     from rich.table import Table
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, app, console, fmt, workspace
 
 
 @app.command("run")
-def run(competition: str,
+def run(competition: str = COMPETITION,
         pipeline: str = typer.Option(None, "--pipeline", help="recipe in pipelines/ (default: the spec's)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and its estimated cost only")) -> None:
     """Run the recipe: baseline -> models small to large -> ensemble; finished stages are reused."""

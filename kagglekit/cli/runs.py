@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, app, console, fmt, workspace
 
 
 @app.command("runs")
-def list_runs(competition: str,
+def list_runs(competition: str = COMPETITION,
               as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
               all_runs: bool = typer.Option(False, "--all", help="include incomplete runs"),
               plot: bool = typer.Option(False, "--plot", help="PNG of CV against public and private LB of every "
@@ -26,8 +26,8 @@ def list_runs(competition: str,
     best = next((r for r in runs if not r.problem and r.complete and not r.partial), None)
     for r, s in zip(runs, rows, strict=True):
         same_folds = best is not None and not r.problem and r.meta.get("fold_id") == best.meta.get("fold_id")
-        gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) if same_folds and r is not best \
-            else None
+        gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) \
+            if best is not None and same_folds and r is not best else None
         s["vs_best"] = None if gap is None else {"diff": gap.diff, "se": gap.se,
                                                  "indistinguishable": gap.indistinguishable}
     if as_json:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, fmt, workspace
+from ._app import COMPETITION, app, console, fmt, workspace
 
 
 @app.command("tune")
 def tune(
-    competition: str,
+    competition: str = COMPETITION,
     model: str = typer.Option("lgbm", "--model", "-m", help="tabular: lgbm or rf; images: a timm architecture"),
     trials: int = typer.Option(50, "--trials", "-n", help="trials this worker runs"),
     timeout: float = typer.Option(None, "--timeout", help="stop this worker after SECONDS"),

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
+from ._app import (
+    COMPETITION,
+    Cache,
+    Device,
+    Resize,
+    app,
+    console,
+    fmt,
+    value,
+    workspace,
+)
 
 
 def _sizes(value: str) -> tuple[int, ...]:
@@ -42,32 +52,36 @@ def _given(**flags) -> dict:
 
 
 @app.command("train")
-def train(
+def train(  # options in groups: model, schedule, images, hardware, run
     competition: str = COMPETITION,
     arch: str = ARCH,
-    epochs: int = typer.Option(None, "--epochs", "-e", help="epochs after the frozen one [default: 5]"),
+    pretrained: str = PRETRAINED,
+    weights: str = WEIGHTS,
+    epochs: int = typer.Option(None, "--epochs", "-e", help="epochs after the probe [default: 5]"),
     sizes: str = SIZES,
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="[default: 32]"),
     accum: int = typer.Option(None, "--accum", help="gradient accumulation steps (same update, less memory)"),
-    lr: str = typer.Option(None, "--lr", help="learning rate, or 'auto' for the learning-rate finder [default: 2e-3]"),
-    tta: int = typer.Option(None, "--tta", help="test-time augmentation passes [default: 0]"),
-    pretrained: str = PRETRAINED,
-    weights: str = WEIGHTS,
-    folds: str = typer.Option(None, "--folds", help="run only these folds, e.g. 0,1 (merge later with kk merge)"),
+    lr: str = typer.Option(None, "--lr", help="learning rate, or 'auto' for the learning-rate finder "
+                           "[default: 2e-3]"),
     seed: int = typer.Option(None, "--seed"),
-    device: str = typer.Option(None, "--device", help="auto, cpu or cuda"),
-    workers: int = typer.Option(None, "--workers", help="DataLoader worker processes (default: sized to the machine)"),
-    resize: str = typer.Option(None, "--resize", help="valid/test resize: auto, squish, crop or pad (default: the spec's; auto = the pretrained model's centre crop)"),
+    resize: Resize = typer.Option(None, "--resize", help="valid/test resize [default: the spec's; auto = the "
+                                  "pretrained model's centre crop]"),
     flip: bool = typer.Option(None, "--flip/--no-flip", help="horizontal flips in augmentation"),
+    tta: int = typer.Option(None, "--tta", help="test-time augmentation passes [default: 0]"),
     skip_bad_images: bool = typer.Option(None, "--skip-bad-images", help="skip unreadable images with a warning"),
+    device: Device = typer.Option(None, "--device", help="where to train [default: auto: cuda when there is one]"),
     devices: int = typer.Option(None, "--devices", help="processes, one per GPU (DDP via torchrun; on CPU: gloo) "
                                 "[default: 1]"),
-    cache: str = typer.Option(None, "--cache", help="pre-resized images: memory, disk (streamed from a packed file) "
-                              "or auto (disk when they would take over a quarter of the free memory)"),
+    workers: int = typer.Option(None, "--workers", help="DataLoader worker processes [default: sized to the "
+                                "machine]"),
+    cache: Cache = typer.Option(None, "--cache", help="pre-resized images held in memory, or streamed from a packed "
+                                "file on disk [default: auto: disk when they would take over a quarter of the free "
+                                "memory]"),
     compile: bool = typer.Option(None, "--compile", help="torch.compile the training step (GPUs, long runs)"),
+    folds: str = typer.Option(None, "--folds", help="run only these folds, e.g. 0,1 (merge later with kk merge)"),
     resume: str = typer.Option(None, "--resume", help="continue an interrupted run from its last finished epoch"),
-    submit: bool = SUBMIT,
-    new: bool = NEW,
+    submit: bool = typer.Option(True, "--submit/--no-submit", help="write the validated submission CSV"),
+    new: bool = typer.Option(False, "--new", help="train again even when an identical finished run exists"),
 ) -> None:
     """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission.
     Unset options come from the competition's [train] table, then from kk's defaults."""
@@ -75,9 +89,9 @@ def train(
     from ..vision.training import train as run_train
 
     overrides = _given(arch=arch, epochs=epochs, sizes=sizes, batch_size=batch_size, accum=accum, lr=lr, tta=tta,
-                       pretrained=pretrained, weights=weights, folds=folds, seed=seed, device=device,
-                       num_workers=workers, resize=resize, flip=flip, skip_bad_images=skip_bad_images,
-                       devices=devices, cache=cache, compile=compile)
+                       pretrained=pretrained, weights=weights, folds=folds, seed=seed,
+                       num_workers=workers, resize=value(resize), flip=flip, skip_bad_images=skip_bad_images,
+                       devices=devices, cache=value(cache), compile=compile, device=value(device))
     if resume and overrides:
         raise KKError(f"--resume continues run {resume} with its own configuration; drop --"
                       f"{next(iter(overrides)).replace('_', '-')} (or start a new run without --resume)")
@@ -112,7 +126,7 @@ def train(
 
 
 @app.command("lr-find")
-def lr_find(competition: str, arch: str = ARCH, sizes: str = SIZES,
+def lr_find(competition: str = COMPETITION, arch: str = ARCH, sizes: str = SIZES,
             batch_size: int = typer.Option(None, "--batch-size", "-b"), pretrained: str = PRETRAINED,
             weights: str = WEIGHTS) -> None:
     """Learning-rate finder: sweep, suggest fastai's 'valley', save the loss-vs-lr plot."""
@@ -124,7 +138,7 @@ def lr_find(competition: str, arch: str = ARCH, sizes: str = SIZES,
 
 
 @app.command("merge")
-def merge(competition: str, runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
+def merge(competition: str = COMPETITION, runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
           submit: bool = typer.Option(True, "--submit/--no-submit")) -> None:
     """Merge runs that trained different folds of the same config into one run."""
     from ..vision.training import merge as run_merge

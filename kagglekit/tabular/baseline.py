@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import CompetitionData, load_data
-from ..errors import DataError, SpecError
+from ..errors import DataError, OptionError, SpecError
 from ..folds import Folds, get_folds
 from ..metrics import get_metric
 from ..runs import (
@@ -149,7 +149,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
         key, sep, value = item.partition("=")
         model, dot, param = key.partition(".")
         if not sep or not dot or not model or not param:
-            raise SpecError(f"--param {item!r}: expected MODEL.NAME=VALUE, e.g. lgbm.num_leaves=63")
+            raise OptionError(f"--param {item!r}: expected MODEL.NAME=VALUE, e.g. lgbm.num_leaves=63")
         out.setdefault(model, {})[param] = _literal(value)
     return out
 
@@ -250,13 +250,13 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
     if k is not None and k < 2:
-        raise SpecError(f"--folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)")
+        raise OptionError(f"--folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)")
     if k is not None and k != comp.cv.k:
         comp = replace(comp, cv=replace(comp.cv, k=k))
     params = params or {}
     for name in params:
         if name not in models:
-            raise SpecError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
+            raise OptionError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
     task = "regression" if comp.submitted_targets[0].task == "regression" else "classification"
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
@@ -315,6 +315,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
         from ..blend import ensemble
 
         blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws, new=new)
+        assert blend.run is not None
         result.chosen = f"mean blend of {', '.join([result.best.model, *(r.model for r in ties)])} ({blend.run.id})"
         result.submission, result.holdout = blend.submission, blend.holdout
     elif submit:

@@ -18,11 +18,11 @@ import pandas as pd
 
 from ..errors import SpecError, did_you_mean, one_of
 
-MODELS: dict[str, type] = {}
+MODELS: dict[str, type[TabularModel]] = {}
 
 
-def register_model(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
+def register_model(name: str) -> Callable[[type[TabularModel]], type[TabularModel]]:
+    def wrap(cls: type[TabularModel]) -> type[TabularModel]:
         cls.name = name
         MODELS[name] = cls
         return cls
@@ -135,7 +135,7 @@ class LightGBMModel(TabularModel):
             callbacks.append(lgb.early_stopping(stop_rounds, verbose=False))
         if self.time_limit:
             callbacks.append(_time_limit_callback(self.time_limit))
-        est.fit(X, y, callbacks=callbacks, **fit_kw)
+        est.fit(X, y, callbacks=callbacks, **fit_kw)  # type: ignore[arg-type]  # lightgbm's own callbacks
         self.estimator_ = est
         self.best_iteration_ = est.best_iteration_ or est.n_estimators
         self.feature_importances_ = est.booster_.feature_importance("gain")
@@ -144,7 +144,7 @@ class LightGBMModel(TabularModel):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         est = self.estimator_
         if self.task == "regression":
-            return est.predict(X, num_iteration=self.best_iteration_)
+            return np.asarray(est.predict(X, num_iteration=self.best_iteration_))
         proba = est.predict_proba(X, num_iteration=self.best_iteration_)
         return _full_proba(proba, est.classes_, self.n_classes)
 
@@ -182,7 +182,7 @@ def _time_limit_callback(seconds: float):
             best = env.evaluation_result_list or []
             raise lgb.callback.EarlyStopException(env.iteration, best)
 
-    callback.order = 40  # after early stopping's bookkeeping
+    callback.order = 40  # type: ignore[attr-defined]  # lightgbm orders callbacks by this attribute
     return callback
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError, did_you_mean
+from ..errors import OptionError, SpecError, did_you_mean
 from ..runs import Run, encode_target, target_info
 from ..spec import Competition
 from .model import Head
@@ -55,18 +55,18 @@ class TrainConfig:
             try:
                 self.lr = float(self.lr)
             except ValueError:
-                raise SpecError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
+                raise OptionError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
         if self.accum < 1 or self.batch_size < 1 or self.epochs < 1:
-            raise SpecError("--accum, --batch-size and --epochs must be at least 1")
+            raise OptionError("--accum, --batch-size and --epochs must be at least 1")
         if self.devices < 1:
-            raise SpecError(f"--devices: expected a number of devices of at least 1, found {self.devices}")
+            raise OptionError(f"--devices: expected a number of devices of at least 1, found {self.devices}")
         if self.batch_size % self.devices:
-            raise SpecError(f"--batch-size {self.batch_size} does not split evenly over --devices {self.devices}: "
+            raise OptionError(f"--batch-size {self.batch_size} does not split evenly over --devices {self.devices}: "
                             f"each process takes an equal share of every batch; use a multiple of {self.devices}, "
                             f"e.g. {self.batch_size // self.devices * self.devices or self.devices}")
         if self.sizes is not None:
             if not self.sizes:
-                raise SpecError("--sizes: give at least one image size, e.g. 128 or 128,224")
+                raise OptionError("--sizes: give at least one image size, e.g. 128 or 128,224")
             self.sizes = tuple(int(s) for s in self.sizes)
         if self.folds is not None:
             self.folds = tuple(int(f) for f in self.folds)
@@ -76,7 +76,7 @@ class TrainConfig:
         for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS), ("--cache", self.cache, CACHE_MODES),
                                      ("--device", self.device, ("auto", "cpu", "cuda", "mps"))):
             if value is not None and value not in allowed:
-                raise SpecError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"
+                raise OptionError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"
                                 f"{did_you_mean(value, allowed)}")
 
 
@@ -99,6 +99,14 @@ class TrainResult:
         tta = f" (no TTA {self.cv_no_tta:.4f})" if self.cv_no_tta is not None else ""
         return (f"<TrainResult {self.run.id}: CV {self.cv:.4f}{tta} over folds {self.folds_done}, "
                 f"{self.images_per_second:.1f} img/s, {self.seconds:.0f}s; submission {self.submission}>")
+
+
+def config_of(run_config: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig a run was made with, from its config.json (lists back to tuples; entries
+    that are not TrainConfig's, such as the fingerprint, left out)."""
+    values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in run_config.items()
+                              if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**values)
 
 
 def seed_everything(seed: int) -> None:

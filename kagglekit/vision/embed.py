@@ -34,7 +34,7 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
     resize = resize_policy("auto", cfg.arch, True)
     out = []
     for frame in (data.train, data.test):
-        images = load_images(frame["path"].tolist(), side, cache)
+        images = [im for im in load_images(frame["path"].tolist(), side, cache) if im is not None]  # none skipped
         loader = Loaders(images, np.zeros((len(images), 1), np.float32), cfg, *model_stats(model), resize,
                          cfg.seed)(np.arange(len(images)), cfg.sizes[0], train=False)
         feats, _ = learner.features(loader)  # eval mode, no gradients

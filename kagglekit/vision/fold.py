@@ -92,6 +92,14 @@ def _bar(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None)
 
 
+def _show_loss(bar: Any) -> Callable[[float], None]:
+    def on_batch(loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}")
+
+    return on_batch
+
+
 def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, *, cfg: TrainConfig,
                data: CompetitionData, heads: list[Head], y: np.ndarray, images: Sequence[np.ndarray],
                test_images: Sequence[np.ndarray], lr: float, fold_dir: Path,
@@ -134,8 +142,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
         phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
         body_lr = phase_lr / cfg.lr_mult if pretrained and kind != "frozen" else phase_lr
         bar = _bar(progress and dist.main, len(train_loader), f"fold {fold} {kind} {size}px")
-        learner.on_batch = None if bar is None else (
-            lambda loss, bar=bar: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}")))
+        learner.on_batch = None if bar is None else _show_loss(bar)
 
         def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size, pi=pi,
                      bar=bar, valid_loader=valid_loader) -> None:

@@ -34,7 +34,7 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
 class Learner:
     """A model, its heads and how to step it. ``accum`` micro-batches make one optimizer step."""
 
-    model: torch.nn.Module
+    model: Any  # a timm model (forward_features, forward_head, get_classifier)
     heads: list[Head]
     device: torch.device
     accum: int = 1
@@ -52,7 +52,9 @@ class Learner:
         # mixed precision on CUDA only: bf16 where supported, else fp16 with a grad scaler; fp32 on CPU
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.net: torch.nn.Module = self.model  # what training steps call: the model, or its DDP wrapper
+        self.net: Any = self.model  # what training steps call: the model, or its DDP or compiled wrapper
+        self.opt: torch.optim.Optimizer | None = None  # of the phase being trained (checkpointed)
+        self.sched: OneCycle | None = None
 
     def prepare_phase(self) -> None:
         """What the next phase's training steps call, once its trainable parameters are fixed: the

@@ -94,7 +94,7 @@ class Loaders:
             batches = InOrder(len(rows), self.cfg.batch_size * 2)
         workers = self.cfg.num_workers if self.cfg.num_workers is not None else default_workers(self.dist.world)
         cuda = self.cfg.device != "cpu" and torch.cuda.is_available()
-        return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=workers,
+        return torch.utils.data.DataLoader(ds, batch_sampler=batches,  # type: ignore[arg-type]  # map-style: len + getitem num_workers=workers,
                                            persistent_workers=workers > 0, pin_memory=cuda)
 
     def predict(self, learner: Any, idx: np.ndarray, size: int, **kw: Any) -> np.ndarray:

@@ -46,6 +46,7 @@ def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y
     mean, std = model_stats(model)
     learner = Learner(model, heads, resolve_device(cfg.device), 1)
     resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, source != "random init")
+    assert cfg.sizes is not None
     loader = Loaders(images, y, cfg, mean, std, resize, cfg.seed)(np.flatnonzero(folds.fold != 0), cfg.sizes[0],
                                                                    train=True)
     lrs, losses, suggestion = learner.lr_find(loader, weight_decay=cfg.weight_decay)
@@ -71,9 +72,10 @@ def lr_find(competition: str | Competition, config: TrainConfig | None = None, *
     heads, y = make_heads(comp, data.train)
     images = load_images(data.train["path"].tolist(), cache_side(cfg, comp), ws.cache_dir / comp.name / "images",
                          skip_bad=cfg.skip_bad_images)
-    if any(im is None for im in images):
+    readable = [im for im in images if im is not None]
+    if len(readable) < len(images):
         raise KKError("unreadable images were skipped; the learning-rate finder needs them all")
-    lrs, losses, suggestion, _ = lr_find_arrays(cfg, data, heads, y, images, folds)
+    lrs, losses, suggestion, _ = lr_find_arrays(cfg, data, heads, y, readable, folds)
     out = ws.runs_dir(comp.name) / "lr-find" / f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.arch}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     lr_find_png(lrs, losses, suggestion, out, cfg.arch)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import CompetitionData, load_data
-from ..errors import RunError, SpecError
+from ..errors import OptionError, RunError, SpecError
 from ..folds import Folds, get_folds
 from ..runs import (
     Run,
@@ -40,7 +40,15 @@ from ..runs import (
 from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace, resolve
-from .config import TrainConfig, TrainResult, cache_side, default_size, make_heads, resolve_config
+from .config import (
+    TrainConfig,
+    TrainResult,
+    cache_side,
+    config_of,
+    default_size,
+    make_heads,
+    resolve_config,
+)
 from .fold import train_fold
 from .model import Head
 
@@ -68,7 +76,7 @@ def assemble(writer_path: Path, data: CompetitionData, folds: Folds, heads: list
     targets = target_info(comp, data.train)
     keep = ~np.isin(np.arange(n), sorted(unscored))
     rows = np.flatnonzero(np.isin(folds.fold, sorted(fold_preds)) & keep)
-    scores = {}
+    scores: dict[str, Any] = {}
     for variant, (oof, _) in out.items():
         scores[variant] = score_predictions(comp, data.train, oof, targets, rows=rows)
         scores[variant + "_folds"] = [
@@ -111,11 +119,12 @@ def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: 
         h = sub_heads[0]
         rows = np.flatnonzero(~np.isnan(oof[h.name]).any(axis=1) & ~np.isin(np.arange(len(data.train)),
                                                                             sorted(bad_train)))
-        y_idx = encode_target(data.train[h.name], list(h.classes))[rows]
-        confusion_matrix_png(y_idx, oof[h.name][rows].argmax(1), list(h.classes), writer.path / "confusion_matrix.png",
+        classes = list(h.classes or ())
+        y_idx = encode_target(data.train[h.name], classes)[rows]
+        confusion_matrix_png(y_idx, oof[h.name][rows].argmax(1), classes, writer.path / "confusion_matrix.png",
                              f"{comp.name}: {h.name} (OOF)")
         if "path" in data.train.columns:
-            top_losses_png(data.train["path"].to_numpy()[rows], y_idx, oof[h.name][rows], list(h.classes),
+            top_losses_png(data.train["path"].to_numpy()[rows], y_idx, oof[h.name][rows], classes,
                            writer.path / "top_losses.png")
     run = writer.finish(comp, ws, fold_id=folds.id, targets=res["targets"],
                         timings={"train_s": round(time.time() - started, 2), "images_per_s": images_per_second},
@@ -166,8 +175,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
         run = store.get(resume, include_incomplete=True)
         if run.complete:
             raise RunError(f"run {resume} is already complete; nothing to resume")
-        cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in run.config.items()
-                             if k in TrainConfig.__dataclass_fields__})
+        cfg = config_of(run.config)
         run_path = run.path
     else:
         cfg = resolve_config(comp, config, overrides)
@@ -196,7 +204,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     run_folds = list(cfg.folds) if cfg.folds is not None else list(range(folds.k))
     bad = [f for f in run_folds if not 0 <= f < folds.k]
     if bad:
-        raise SpecError(f"--folds: fold {bad[0]} does not exist; folds are 0..{folds.k - 1}")
+        raise OptionError(f"--folds: fold {bad[0]} does not exist; folds are 0..{folds.k - 1}")
     fp = fingerprint({"kind": "image", **{k: v for k, v in asdict(cfg).items() if k not in _NOT_RESULTS}},
                      data_fingerprint(comp, ws), folds.id)
     same = None if new or run_path else store.identical(fp)
@@ -307,8 +315,7 @@ def merge(competition: str | Competition, run_ids: list[str], *, workspace: Work
             if f in fold_preds:
                 raise RunError(f"fold {f} is in more than one of the runs; merge runs with disjoint --folds")
             fold_preds[f] = dict(np.load(r.path / f"fold_{f}" / "preds.npz", allow_pickle=False))
-    cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in runs[0].config.items()
-                         if k in TrainConfig.__dataclass_fields__})
+    cfg = config_of(runs[0].config)
     cfg.folds = tuple(sorted(fold_preds))
     heads, _ = make_heads(comp, data.train)
     writer = store.create("image", f"{cfg.arch}-merged", {**asdict(cfg), "models": [cfg.arch],
