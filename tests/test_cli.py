@@ -53,7 +53,7 @@ def test_list_shows_builtin_competitions_from_repo():
 def test_baseline_runs_validate_score_via_cli(ws_path, capsys):
     make_tabular(ws_path)
     os.chdir(ws_path)
-    main(["baseline", "synth", "--model", "lgbm", "--folds", "3"])
+    main(["baseline", "synth", "--model", "lgbm", "--k", "3"])
     out = capsys.readouterr().out
     assert "lgbm *" in out and "3-fold CV" in out and "submission (lgbm)" in out
     plot = out.split("feature importance (lgbm): ")[1].split()[0]
@@ -91,9 +91,9 @@ def test_version_is_the_installed_one():
 @pytest.mark.parametrize("k", ["1", "0", "-3"])
 def test_baseline_with_fewer_than_two_folds_is_one_line(ws_path, k):
     make_tabular(ws_path, "synth")
-    r = kk("baseline", "synth", "--folds", k, cwd=ws_path)
+    r = kk("baseline", "synth", "--k", k, cwd=ws_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == f"error: --folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)"
+    assert r.stderr.strip() == f"error: --k: expected a number of CV folds of at least 2, found {k} (e.g. --k 5)"
 
 
 def test_list_shows_a_broken_spec_whole_with_its_brackets(ws_path):

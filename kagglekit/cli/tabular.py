@@ -10,8 +10,8 @@ from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 @app.command("baseline")
 def baseline(
     competition: str = COMPETITION,
-    model: str = typer.Option("all", "--model", "-m", help="rf, lgbm, or all (comma-separated list also works)"),
-    folds: int = typer.Option(None, "--folds", help="number of CV folds (default: the spec's k)"),
+    model: str = typer.Option("all", "--model", help="rf, lgbm, or all (comma-separated list also works)"),
+    k: int = typer.Option(None, "--k", "-k", help="number of CV folds [default: the spec's k]"),
     seed: int = typer.Option(42, "--seed", help="model seed"),
     param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
     time_budget: float = typer.Option(None, "--time-budget", help="seconds for all models and folds"),
@@ -38,7 +38,7 @@ def baseline(
         for m, p in params.items():  # --param still wins over the recipe
             recipe_params.setdefault(m, {}).update(p)
         params = recipe_params
-    result = run_baseline(competition, models=models, k=folds, seed=seed, params=params,
+    result = run_baseline(competition, models=models, k=k, seed=seed, params=params,
                           time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new)
     out = console()
     plan = result.plan

@@ -10,7 +10,7 @@ from ._app import COMPETITION, app, console, fmt, workspace
 @app.command("tune")
 def tune(
     competition: str = COMPETITION,
-    model: str = typer.Option("lgbm", "--model", "-m", help="tabular: lgbm or rf; images: a timm architecture"),
+    model: str = typer.Option("lgbm", "--model", help="tabular: lgbm or rf; images: a timm architecture"),
     trials: int = typer.Option(50, "--trials", "-n", help="trials this worker runs"),
     timeout: float = typer.Option(None, "--timeout", help="stop this worker after SECONDS"),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL shared by workers, e.g. "
@@ -39,9 +39,11 @@ def tune(
     out = console()
     out.print(f"study {r.study_name}: {r.n_trials} trials ({r.n_complete} complete, {r.n_pruned} pruned) in "
               f"{r.storage}", markup=False)
-    out.print(f"best CV {fmt(r.best_value, 5)} ({r.direction}) with {r.best_params}", markup=False)
+    out.print(f"best trial: CV {fmt(r.best_value, 5)} ({r.direction}) with {r.best_params} (the search's own "
+              f"estimate: the best of {r.n_complete} tries, so optimistic)", markup=False)
     if r.recipe:
-        out.print(f"default {model} CV {fmt(r.default_cv, 5)} -> tuned {fmt(r.tuned_cv, 5)} (run {r.run_id})")
+        out.print(f"retrained on the shared folds: default {model} CV {fmt(r.default_cv, 5)} -> tuned "
+                  f"{fmt(r.tuned_cv, 5)} (run {r.run_id}; the figure to compare with other runs)", markup=False)
         out.print(f"recipe: {r.recipe}  (kk baseline {competition} --pipeline {r.recipe.stem}, or kk run)")
     for p in r.plots:
         out.print(f"plot: {p}")

@@ -250,7 +250,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
     if k is not None and k < 2:
-        raise OptionError(f"--folds: expected a number of CV folds of at least 2, found {k} (e.g. --folds 5)")
+        raise OptionError(f"--k: expected a number of CV folds of at least 2, found {k} (e.g. --k 5)")
     if k is not None and k != comp.cv.k:
         comp = replace(comp, cv=replace(comp.cv, k=k))
     params = params or {}
