@@ -316,6 +316,12 @@ class Run:
         scores.update(values)
         write_json(self.path / "scores.json", scores)
 
+    def labels(self) -> list[str]:
+        """The run's models as people tell them apart: ``lgbm``, ``lgbm (tuned)`` (parameters from kk
+        tune), ``lgbm (custom)`` (parameters given with --param)."""
+        tag = " (tuned)" if self.config.get("tuned_by") else " (custom)" if self.config.get("given_params") else ""
+        return [f"{m}{tag}" for m in self.config.get("models", [])]
+
     def summary(self) -> dict[str, Any]:
         if self.problem:
             return {"id": self.id, "kind": None, "models": [], "metric": None, "cv": None, "cv_std": None,
@@ -323,7 +329,7 @@ class Run:
                     "broken": self.problem, "path": str(self.path)}
         s = self.scores
         return {
-            "id": self.id, "kind": self.config.get("kind"), "models": self.config.get("models", []),
+            "id": self.id, "kind": self.config.get("kind"), "models": self.labels(),
             "metric": self.meta.get("metric"), "cv": s.get("cv"), "cv_std": s.get("cv_std"),
             "cv_se": cv_se(s.get("folds") or []), "folds": s.get("folds") or [],
             "lb": (s.get("lb") or {}).get("public"), "holdout": s.get("holdout"),

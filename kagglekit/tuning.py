@@ -149,7 +149,8 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
         out = ws.runs_dir(comp.name) / "tune"
         out.mkdir(parents=True, exist_ok=True)
         result.plots = _plots(study, out / study_name)
-        best = baseline(comp, models=(model,), params={model: result.best_params}, workspace=ws, submit=True)
+        best = baseline(comp, models=(model,), params={model: result.best_params}, workspace=ws, submit=True,
+                        record={"tuned_by": study_name})
         default = baseline(comp, models=(model,), workspace=ws, submit=False)
         result.run_id, result.tuned_cv, result.default_cv = best.results[0].run.id, best.best.cv, default.best.cv
         result.recipe = write_recipe(ws, recipe_name or f"{comp.name}-{model}-tuned", comp, model, result)

@@ -8,6 +8,7 @@ optuna = pytest.importorskip("optuna")
 
 from kagglekit.errors import SpecError  # noqa: E402
 from kagglekit.pipeline import baseline_from_recipe, load_recipe  # noqa: E402
+from kagglekit.runs import RunStore  # noqa: E402
 from kagglekit.tuning import tune  # noqa: E402
 
 from .conftest import REPO, make_tabular  # noqa: E402
@@ -24,9 +25,14 @@ def test_tune_writes_recipe_plots_and_a_tuned_run(ws):
     assert [s.pipeline for s in load_recipe(ws, r.recipe.stem).stages] == ["baseline", "ensemble"]
     assert any(p.name.endswith("-history.png") for p in r.plots)
     assert r.run_id and r.tuned_cv is not None and r.default_cv is not None
+    store = RunStore(ws, "synth")
+    assert store.get(r.run_id).labels() == ["lgbm (tuned)"]  # kk runs tells tuned from default
+    assert sorted(x.labels()[0] for x in store.runs()) == ["lgbm", "lgbm (tuned)"]  # one default run, not two
+    tune("synth", model="lgbm", trials=1, seed=2, workspace=ws)  # finalising again adds no default run
+    assert sum(x.labels() == ["lgbm"] for x in store.runs()) == 1
     # re-running continues the same study
     again = tune("synth", model="lgbm", trials=3, seed=1, workspace=ws, finalize=False)
-    assert again.n_trials == 13
+    assert again.n_trials == 14  # 10, 1 more above, then 3
 
 
 def test_tune_refuses_unknown_model(ws):

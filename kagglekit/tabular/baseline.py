@@ -270,7 +270,8 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
     for model in models:
         start = time.perf_counter()
-        config = {"models": [model], "params": resolved[model], "seed": seed, "features": list(feats.plan.used),
+        config = {"models": [model], "params": resolved[model], "given_params": params.get(model) or {},
+                  "seed": seed, "features": list(feats.plan.used),
                   "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
                   "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
                   "time_budget": time_budget}
