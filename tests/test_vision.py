@@ -281,3 +281,30 @@ def test_resume_runs_no_code_from_a_crafted_checkpoint(ws, tmp_path):
     with pytest.raises(RunError, match=r"fold_0/last.pt: not a plain kagglekit checkpoint"):
         train("tiny", workspace=ws, resume=run.id)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("tta_is_better", [True, False])
+def test_tta_is_used_only_when_it_does_not_hurt_the_oof_score(ws, tta_is_better):
+    from kagglekit.folds import get_folds
+    from kagglekit.runs import encode_target
+    from kagglekit.vision.config import make_heads
+    from kagglekit.vision.training import assemble
+
+    make_images(ws.root, n=60, n_test=10, size=16)
+    data = load_data(ws.competition("tiny"), ws)
+    folds = get_folds(data, ws)
+    heads, _ = make_heads(data.comp, data.train)
+    rng = np.random.default_rng(0)
+    fold_preds = {}
+    for f, _, va in folds.split(range(folds.k)):
+        p = {"valid_idx": va}
+        for h in heads:
+            truth = np.eye(len(h.classes))[encode_target(data.train[h.name].iloc[va], list(h.classes))]
+            noisy = rng.dirichlet(np.ones(len(h.classes)), len(va))
+            good, bad = 0.9 * truth + 0.1 * noisy, noisy
+            p[f"oof:{h.name}"], p[f"oof_tta:{h.name}"] = (bad, good) if tta_is_better else (good, bad)
+            p[f"test:{h.name}"] = p[f"test_tta:{h.name}"] = np.full((len(data.test), len(h.classes)), 0.5)
+        fold_preds[f] = p
+    res = assemble(ws.root, data, folds, heads, fold_preds)
+    assert res["best"] == ("tta" if tta_is_better else "plain")
+    assert res["scores"][res["best"]]["cv"] >= res["scores"]["plain"]["cv"]

@@ -112,7 +112,8 @@ def train(  # options in groups: model, schedule, images, hardware, run
         out.print(f"run: {result.run.id}  (weights: {result.weights_source})", markup=False)
     line = f"CV {fmt(result.cv)} over folds {','.join(map(str, result.folds_done))}"
     if result.cv_no_tta is not None:
-        line += f"  (without TTA {fmt(result.cv_no_tta)})"
+        used = result.run.scores.get("tta_used", True)
+        line += f"  (without TTA {fmt(result.cv_no_tta)}{'' if used else '; TTA left out: it did not help the OOF score'})"
     out.print(line + "  " + "  ".join(f"{k}={fmt(v)}" for k, v in result.per_target.items()), markup=False)
     out.print(f"training throughput {result.images_per_second:.1f} img/s; done in {result.seconds:.1f}s")
     plots = [result.run.path / n for n in ("confusion_matrix.png", "top_losses.png", "lr_find.png")]
