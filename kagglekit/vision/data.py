@@ -63,6 +63,19 @@ def _to_rgb(im):
     return im.convert("RGB")
 
 
+def load_or_skip(path: str, size: int, cache_dir: Path | None, skip_bad: bool) -> np.ndarray | None:
+    """One image resized to shorter side ``size`` (through the PNG cache in ``cache_dir``, if any).
+    An unreadable file raises :class:`DataError` naming it; with ``skip_bad``, a warning and None."""
+    try:
+        return _load_one(path, size, cache_dir)
+    except Exception as e:  # PIL raises many types for corrupt files
+        if skip_bad:
+            warnings.warn(f"skipping unreadable image {path}: {e}", stacklevel=3)
+            return None
+        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e}); fix or remove it, or pass "
+                        "--skip-bad-images") from None
+
+
 def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, skip_bad: bool = False,
                 progress: bool = False, threads: int | None = None) -> list[np.ndarray | None]:
     """Decode (or read from the cache) every image, resized so its shorter side is at most ``size``.
@@ -75,14 +88,7 @@ def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, s
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     def one(path: str) -> np.ndarray | None:
-        try:
-            return _load_one(path, size, cache_dir)
-        except Exception as e:  # PIL raises many types for corrupt files
-            if skip_bad:
-                warnings.warn(f"skipping unreadable image {path}: {e}", stacklevel=2)
-                return None
-            raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e}); fix or remove it, or pass "
-                            "--skip-bad-images") from None
+        return load_or_skip(path, size, cache_dir, skip_bad)
 
     threads = threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(threads) as pool:

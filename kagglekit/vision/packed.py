@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -100,7 +99,7 @@ def pack_images(paths: list[str], side: int, cache_dir: Path, *, skip_bad: bool 
     """The packed file of ``paths`` at shorter side ``side`` under ``cache_dir``, built once (keyed by
     every source file's path, size and mtime) and reused by later runs. Decoding runs on threads a
     chunk at a time, so building never holds more than ``chunk`` images in memory."""
-    from .data import _load_one
+    from .data import load_or_skip
 
     folder = Path(cache_dir) / f"packed{side}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,14 +110,7 @@ def pack_images(paths: list[str], side: int, cache_dir: Path, *, skip_bad: bool 
     offsets, shapes, ok = np.zeros(n, np.int64), np.zeros((n, 2), np.int64), np.ones(n, bool)
 
     def one(p: str) -> np.ndarray | None:
-        try:
-            return _load_one(p, side, None)
-        except Exception as e:  # PIL raises many types for corrupt files
-            if skip_bad:
-                warnings.warn(f"skipping unreadable image {p}: {e}", stacklevel=2)
-                return None
-            raise DataError(f"{p}: cannot read image ({type(e).__name__}: {e}); fix or remove it, or pass "
-                            "--skip-bad-images") from None
+        return load_or_skip(p, side, None, skip_bad)  # straight from the source: no PNG copies
 
     bar = None
     if progress:
