@@ -28,7 +28,8 @@ from .data import CompetitionData, load_data
 from .errors import OptionError, RunError, did_you_mean, one_of
 from .folds import Folds, load_folds
 from .metrics import get_metric
-from .runs import Run, RunStore, fingerprint, fold_gap, from_frame, score_predictions, to_frame
+from .predictions import from_frame, score_predictions, to_frame
+from .runs import Run, RunStore, fingerprint, fold_gap
 from .spec import Competition
 from .submissions import submission_from_run
 from .workspace import Workspace, resolve
@@ -296,7 +297,7 @@ def _stacking(oofs: Sequence[Preds], tests: Sequence[Preds], comp: Competition, 
     Its own OOF predictions come from an inner CV over the shared folds: honest."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    from .runs import encode_target
+    from .predictions import encode_target
 
     _, inv = _space(comp)
     fwd, _ = _space(comp)

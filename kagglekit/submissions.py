@@ -14,7 +14,8 @@ import pandas as pd
 from .data import CompetitionData, atomic_write_bytes, read_table
 from .errors import SubmissionError
 from .metrics import get_metric
-from .runs import Run, encode_target, from_frame, target_classes
+from .predictions import encode_target, from_frame, target_classes
+from .runs import Run
 from .spec import Competition, Target
 from .workspace import KAGGLE_WORKING, Workspace, on_kaggle, resolve
 

@@ -97,7 +97,8 @@ def ws(ws_path):
 def save_run(ws, data, oof: dict, test: dict, label: str = "m", fold_id: str | None = None):
     """Store a run with the given OOF/test predictions (``{target: array}``) as a pipeline would."""
     from kagglekit.folds import get_folds
-    from kagglekit.runs import RunStore, score_predictions, target_info, to_frame
+    from kagglekit.predictions import score_predictions, target_info, to_frame
+    from kagglekit.runs import RunStore
 
     comp = data.comp
     targets = target_info(comp, data.train)

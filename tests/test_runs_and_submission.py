@@ -7,7 +7,8 @@ import pytest
 from kagglekit.data import load_data
 from kagglekit.errors import RunError, SubmissionError
 from kagglekit.folds import get_folds
-from kagglekit.runs import RunStore, from_frame, target_info, to_frame
+from kagglekit.predictions import from_frame, target_info, to_frame
+from kagglekit.runs import RunStore
 from kagglekit.submissions import (
     build_submission,
     check_submission,

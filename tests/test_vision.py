@@ -136,7 +136,7 @@ def test_corrupt_image_is_named_or_skipped(ws):
     row = test.iloc[2]
     assert all(abs(row[f"shape:{c}"] - prior[c]) < 1e-9 for c in prior.index)
     from kagglekit.folds import get_folds
-    from kagglekit.runs import score_predictions, target_info
+    from kagglekit.predictions import score_predictions, target_info
 
     folds = get_folds(data, ws)
     oof = r.run.oof()
@@ -286,7 +286,7 @@ def test_resume_runs_no_code_from_a_crafted_checkpoint(ws, tmp_path):
 @pytest.mark.parametrize("tta_is_better", [True, False])
 def test_tta_is_used_only_when_it_does_not_hurt_the_oof_score(ws, tta_is_better):
     from kagglekit.folds import get_folds
-    from kagglekit.runs import encode_target
+    from kagglekit.predictions import encode_target
     from kagglekit.vision.config import make_heads
     from kagglekit.vision.training import assemble
 

@@ -19,17 +19,8 @@ from ..data import CompetitionData, load_data
 from ..errors import DataError, OptionError, SpecError
 from ..folds import Folds, get_folds
 from ..metrics import get_metric
-from ..runs import (
-    Run,
-    RunStore,
-    data_fingerprint,
-    encode_target,
-    fingerprint,
-    fold_gap,
-    score_predictions,
-    target_info,
-    to_frame,
-)
+from ..predictions import encode_target, score_predictions, target_info, to_frame
+from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
 from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace, resolve

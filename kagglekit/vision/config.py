@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError, SpecError, did_you_mean
-from ..runs import Run, encode_target, target_info
+from ..predictions import encode_target, target_info
+from ..runs import Run
 from ..spec import Competition
 from .model import Head
 

@@ -15,7 +15,7 @@ import pandas as pd
 from ..data import CompetitionData
 from ..errors import RunError
 from ..metrics import get_metric
-from ..runs import score_predictions
+from ..predictions import score_predictions
 from .config import TrainConfig, phases, resize_method, schedule, seed_everything
 from .distributed import Dist
 from .loaders import Loaders, tta_predict

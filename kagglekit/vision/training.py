@@ -26,18 +26,8 @@ from ..data import CompetitionData, load_data
 from ..errors import OptionError, RunError, SpecError
 from ..folds import Folds, get_folds
 from ..metrics import get_metric
-from ..runs import (
-    Run,
-    RunStore,
-    RunWriter,
-    data_fingerprint,
-    encode_target,
-    fingerprint,
-    score_predictions,
-    target_info,
-    to_frame,
-    write_json,
-)
+from ..predictions import encode_target, score_predictions, target_info, to_frame
+from ..runs import Run, RunStore, RunWriter, data_fingerprint, fingerprint, write_json
 from ..spec import Competition
 from ..submissions import submission_from_run
 from ..workspace import Workspace, resolve
