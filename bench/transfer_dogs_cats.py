@@ -27,9 +27,17 @@ import numpy as np
 from _common import REPO, need_shared
 
 ARCH = "tf_efficientnet_lite0"
-HAND_EPOCHS = 2  # as many training epochs as kk's spec gives (kk's probe is one forward pass)
-KK = "kk train (spec defaults: probe, 2 epochs, TTA 4)"
-HAND = f"hand-written loop ({HAND_EPOCHS} epochs, flips)"
+
+def _spec_epochs() -> int:
+    import tomllib
+
+    spec = REPO / "kagglekit" / "competitions" / "dogs-vs-cats" / "competition.toml"
+    return int(tomllib.loads(spec.read_text())["train"]["epochs"])
+
+
+HAND_EPOCHS = _spec_epochs()  # as many training epochs as kk's spec gives (kk's probe is one forward pass)
+KK = f"kk train (spec: probe, {HAND_EPOCHS} epoch{'s' * (HAND_EPOCHS > 1)}, TTA if it helps)"
+HAND = f"hand-written loop ({HAND_EPOCHS} epoch{'s' * (HAND_EPOCHS > 1)}, flips)"
 
 
 def kaggle_layout(photos: Path, root: Path) -> Path:
