@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from ._app import app, console, workspace
+from ._app import COMPETITION, app, console, workspace
 
 
 @app.command("check")
 def check(
-    competition: str = typer.Argument(..., help="competition name (a folder under competitions/)"),
+    competition: str = COMPETITION,
     json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
     arch: str = typer.Option(None, "--arch", help="images: the timm model whose embeddings are compared "
                                                   "(default: the spec's [train] arch)"),
