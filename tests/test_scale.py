@@ -40,10 +40,14 @@ def test_two_gloo_processes_train_exactly_as_one_and_merge_with_other_folds(ws):
     runs = sorted((ws.root / "runs" / "tiny").glob("2*"))
     assert len(runs) == 1  # only rank 0 wrote a run
     ddp_run = runs[0]
+    again = _kk(ws, "train", "tiny", *DDP, "--folds", "0", "--devices", "2")  # identical: reused, not retrained
+    assert again.returncode == 0 and "reused" in again.stdout, again.stdout + again.stderr
+    assert sorted((ws.root / "runs" / "tiny").glob("2*")) == [ddp_run]
     meta = json.loads((ddp_run / "meta.json").read_text())
     assert meta["devices"] == 2 and meta["folds_done"] == [0]
     one = train("tiny", workspace=ws, arch="test_convnext", pretrained=False, sizes=(32,), epochs=2, batch_size=16,
-                accum=2, tta=2, num_workers=0, folds=(0,), submit=False)
+                accum=2, tta=2, num_workers=0, folds=(0,), submit=False, new=True)  # not the DDP run, reused
+    assert not one.reused and one.run.path != ddp_run
     h2 = pd.read_csv(ddp_run / "history.csv")
     h1 = pd.read_csv(one.run.path / "history.csv")
     assert len(h1) == len(h2) == 2

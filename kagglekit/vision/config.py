@@ -161,11 +161,16 @@ def cache_side(cfg: TrainConfig, comp: Competition) -> int:
     return max(max(cfg.sizes), round(max(cfg.sizes) / crop_pct))
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity, e.g. a container's share), else all of them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_workers(processes: int = 1) -> int:
     """DataLoader worker processes of each of ``processes`` training processes (DDP): none when a
     process has 2 cores or fewer (the model needs them), otherwise up to 4 of its share of the
     cores (Kaggle's 4-core GPU notebook: 3 workers; its 2 x T4 with 2 processes: 1 each)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_cores()
     share = cores // max(1, processes)
     return 0 if share <= 1 or cores <= 2 else min(4, share - 1)
 

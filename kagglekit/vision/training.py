@@ -10,7 +10,6 @@ finishes, and a checkpoint after every epoch, so ``--resume`` continues an inter
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import warnings
@@ -36,6 +35,7 @@ from .config import (
     TrainResult,
     cache_side,
     config_of,
+    cpu_cores,
     default_size,
     make_heads,
     resolve_config,
@@ -190,8 +190,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
 
     check_arch(cfg.arch)
     dist = distributed.init(cfg.device)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, cores // dist.world))
+    torch.set_num_threads(max(1, cpu_cores() // dist.world))
     data = load_data(comp, ws)
     if cfg.sizes is None:
         cfg.sizes = (default_size(data.train["path"].tolist()),)
@@ -205,8 +204,9 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     fp = fingerprint({"kind": "image", **{k: v for k, v in asdict(cfg).items() if k not in _NOT_RESULTS}},
                      data_fingerprint(comp, ws), folds.id)
     same = None if new or run_path else store.identical(fp)
-    if same is not None:
-        return _result_of(same, data, ws, submit and len(same.meta.get("folds_done", [])) == folds.k, t0)
+    if same is not None:  # rank 0 writes the submission; every process gets its result
+        full = len(same.meta.get("folds_done", [])) == folds.k
+        return dist.broadcast(_result_of(same, data, ws, submit and full, t0) if dist.main else None)
     heads, y = make_heads(comp, data.train)
     if "path" not in data.test.columns:
         raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be found")
