@@ -22,9 +22,10 @@ from kagglekit.vision.packed import choose_mode, open_images, pack_images  # noq
 
 from .conftest import make_images  # noqa: E402
 
-# test_convnext has no batch norm: two processes with half a batch each make exactly one process's update
+# test_convnext has no batch norm: two processes with half a batch each make exactly one process's update;
+# each process with a DataLoader worker of its own (Kaggle's 2 x T4 path), against one process with none
 DDP = ["--arch", "test_convnext", "--pretrained", "false", "--sizes", "32", "--epochs", "2", "--batch-size", "16",
-       "--accum", "2", "--tta", "2", "--workers", "0", "--no-submit"]
+       "--accum", "2", "--tta", "2", "--workers", "1", "--no-submit"]
 
 
 def _kk(ws, *args: str) -> subprocess.CompletedProcess:
@@ -44,7 +45,7 @@ def test_two_gloo_processes_train_exactly_as_one_and_merge_with_other_folds(ws):
     assert again.returncode == 0 and "reused" in again.stdout, again.stdout + again.stderr
     assert sorted((ws.root / "runs" / "tiny").glob("2*")) == [ddp_run]
     meta = json.loads((ddp_run / "meta.json").read_text())
-    assert meta["devices"] == 2 and meta["folds_done"] == [0]
+    assert meta["devices"] == 2 and meta["folds_done"] == [0] and meta["machine"]["workers"] == 1
     one = train("tiny", workspace=ws, arch="test_convnext", pretrained=False, sizes=(32,), epochs=2, batch_size=16,
                 accum=2, tta=2, num_workers=0, folds=(0,), submit=False, new=True)  # not the DDP run, reused
     assert not one.reused and one.run.path != ddp_run

@@ -42,6 +42,15 @@ class Device(StrEnum):
     mps = "mps"
 
 
+class Precision(StrEnum):
+    """kk train --precision (``machine.PRECISIONS``)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 class Resize(StrEnum):
     """kk train --resize (the spec's ``RESIZE_METHODS``)."""
 

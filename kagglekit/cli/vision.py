@@ -8,6 +8,7 @@ from ._app import (
     COMPETITION,
     Cache,
     Device,
+    Precision,
     Resize,
     app,
     console,
@@ -59,7 +60,8 @@ def train(  # options in groups: model, schedule, images, hardware, run
     weights: str = WEIGHTS,
     epochs: int = typer.Option(None, "--epochs", "-e", help="epochs after the probe [default: 5]"),
     sizes: str = SIZES,
-    batch_size: int = typer.Option(None, "--batch-size", "-b", help="[default: 32]"),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="the global batch [default: 32 on a CPU, "
+                                   "sized to the GPU's memory]"),
     accum: int = typer.Option(None, "--accum", help="gradient accumulation steps (same update, less memory)"),
     lr: str = typer.Option(None, "--lr", help="learning rate, or 'auto' for the learning-rate finder "
                            "[default: 2e-3]"),
@@ -70,6 +72,8 @@ def train(  # options in groups: model, schedule, images, hardware, run
     tta: int = typer.Option(None, "--tta", help="test-time augmentation passes [default: 0]"),
     skip_bad_images: bool = typer.Option(None, "--skip-bad-images", help="skip unreadable images with a warning"),
     device: Device = typer.Option(None, "--device", help="where to train [default: auto: cuda when there is one]"),
+    precision: Precision = typer.Option(None, "--precision", help="autocast: bf16 from sm 8.0, fp16 with a gradient "
+                                        "scaler on sm 6.0/7.x, fp32 on CPUs [default: auto; kk doctor shows it]"),
     devices: int = typer.Option(None, "--devices", help="processes, one per GPU (DDP via torchrun; on CPU: gloo) "
                                 "[default: 1]"),
     workers: int = typer.Option(None, "--workers", help="DataLoader worker processes [default: sized to the "
@@ -91,7 +95,8 @@ def train(  # options in groups: model, schedule, images, hardware, run
     overrides = _given(arch=arch, epochs=epochs, sizes=sizes, batch_size=batch_size, accum=accum, lr=lr, tta=tta,
                        pretrained=pretrained, weights=weights, folds=folds, seed=seed,
                        num_workers=workers, resize=value(resize), flip=flip, skip_bad_images=skip_bad_images,
-                       devices=devices, cache=value(cache), compile=compile, device=value(device))
+                       devices=devices, cache=value(cache), compile=compile, device=value(device),
+                       precision=value(precision))
     if resume and overrides:
         raise KKError(f"--resume continues run {resume} with its own configuration; drop --"
                       f"{next(iter(overrides)).replace('_', '-')} (or start a new run without --resume)")

@@ -4,7 +4,6 @@ fastai's fine-tuning."""
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError, SpecError, did_you_mean
+from ..machine import Plan
 from ..predictions import encode_target, target_info
 from ..runs import Run
 from ..spec import Competition
@@ -27,7 +27,7 @@ class TrainConfig:
     arch: str = "resnet18"
     epochs: int = 5
     sizes: tuple[int, ...] | None = None  # None: the images' own size, at most 224 (never up-sampled)
-    batch_size: int = 32
+    batch_size: int | None = None  # the global batch; None: 32 on a CPU, sized to the GPU's memory (kagglekit.machine)
     accum: int = 1
     lr: float | str = 2e-3  # or "auto": the learning-rate finder's suggestion
     lr_mult: float = 100.0  # body learning rate = lr / lr_mult after unfreezing (pretrained models)
@@ -41,6 +41,7 @@ class TrainConfig:
     folds: tuple[int, ...] | None = None
     seed: int = 42
     device: str = "auto"
+    precision: str = "auto"  # autocast: auto (by the GPU's compute capability, see kagglekit.machine) | fp32 | fp16 | bf16
     num_workers: int | None = None
     resize: str | None = None  # auto | squish | crop | pad; default from the spec
     flip: bool = True
@@ -57,11 +58,11 @@ class TrainConfig:
                 self.lr = float(self.lr)
             except ValueError:
                 raise OptionError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
-        if self.accum < 1 or self.batch_size < 1 or self.epochs < 1:
+        if self.accum < 1 or (self.batch_size is not None and self.batch_size < 1) or self.epochs < 1:
             raise OptionError("--accum, --batch-size and --epochs must be at least 1")
         if self.devices < 1:
             raise OptionError(f"--devices: expected a number of devices of at least 1, found {self.devices}")
-        if self.batch_size % self.devices:
+        if self.batch_size is not None and self.batch_size % self.devices:
             raise OptionError(f"--batch-size {self.batch_size} does not split evenly over --devices {self.devices}: "
                             f"each process takes an equal share of every batch; use a multiple of {self.devices}, "
                             f"e.g. {self.batch_size // self.devices * self.devices or self.devices}")
@@ -71,11 +72,12 @@ class TrainConfig:
             self.sizes = tuple(int(s) for s in self.sizes)
         if self.folds is not None:
             self.folds = tuple(int(f) for f in self.folds)
+        from ..machine import DEVICES, PRECISIONS
         from ..spec import RESIZE_METHODS
         from .packed import CACHE_MODES
 
         for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS), ("--cache", self.cache, CACHE_MODES),
-                                     ("--device", self.device, ("auto", "cpu", "cuda", "mps"))):
+                                     ("--device", self.device, DEVICES), ("--precision", self.precision, PRECISIONS)):
             if value is not None and value not in allowed:
                 raise OptionError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"
                                 f"{did_you_mean(value, allowed)}")
@@ -161,18 +163,13 @@ def cache_side(cfg: TrainConfig, comp: Competition) -> int:
     return max(max(cfg.sizes), round(max(cfg.sizes) / crop_pct))
 
 
-def cpu_cores() -> int:
-    """Cores this process may run on (its affinity, e.g. a container's share), else all of them."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def machine_plan(cfg: TrainConfig, processes: int = 1) -> Plan:
+    """How this machine runs ``cfg`` (device, workers, precision, batch size...): kagglekit.machine's
+    rules applied to what this machine reports, the flags given kept."""
+    from ..machine import plan, read_machine
 
-
-def default_workers(processes: int = 1) -> int:
-    """DataLoader worker processes of each of ``processes`` training processes (DDP): none when a
-    process has 2 cores or fewer (the model needs them), otherwise up to 4 of its share of the
-    cores (Kaggle's 4-core GPU notebook: 3 workers; its 2 x T4 with 2 processes: 1 each)."""
-    cores = cpu_cores()
-    share = cores // max(1, processes)
-    return 0 if share <= 1 or cores <= 2 else min(4, share - 1)
+    return plan(read_machine(), device=cfg.device, processes=processes, workers=cfg.num_workers,
+                precision=cfg.precision, batch_size=cfg.batch_size, size=max(cfg.sizes or (224,)))
 
 
 def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.ndarray]:

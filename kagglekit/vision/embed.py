@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data import CompetitionData
 from ..workspace import Workspace
-from .config import cache_side, resolve_config
+from .config import cache_side, machine_plan, resolve_config
 
 
 def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None = None,
@@ -17,7 +17,7 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
     transform, from local weights (``weights`` or ``KK_WEIGHTS_DIR``; ``arch`` defaults to the
     spec's ``[train] arch``). Returns (train, test, source of the weights)."""
     from .data import load_images
-    from .learner import Learner, resolve_device
+    from .learner import make_learner
     from .loaders import Loaders
     from .model import create_vision_model, model_stats, resize_policy
 
@@ -28,7 +28,8 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
     cfg = resolve_config(comp, None, overrides)
     cfg.sizes = (cfg.sizes or (224,))[-1:]
     model, source = create_vision_model(cfg.arch, 1, pretrained=True, weights=cfg.weights)
-    learner = Learner(model, [], resolve_device(cfg.device))
+    run_plan = machine_plan(cfg)
+    learner = make_learner(model, [], run_plan)
     side = cache_side(cfg, comp)
     cache = ws.cache_dir / comp.name / "images"
     resize = resize_policy("auto", cfg.arch, True)
@@ -36,7 +37,7 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
     for frame in (data.train, data.test):
         images = [im for im in load_images(frame["path"].tolist(), side, cache) if im is not None]  # none skipped
         loader = Loaders(images, np.zeros((len(images), 1), np.float32), cfg, *model_stats(model), resize,
-                         cfg.seed)(np.arange(len(images)), cfg.sizes[0], train=False)
+                         cfg.seed, plan=run_plan)(np.arange(len(images)), cfg.sizes[0], train=False)
         feats, _ = learner.features(loader)  # eval mode, no gradients
         out.append(feats.numpy())
     return out[0], out[1], source

@@ -14,9 +14,10 @@ import pandas as pd
 
 from ..data import CompetitionData
 from ..errors import RunError
+from ..machine import Plan
 from ..metrics import get_metric
 from ..predictions import score_predictions
-from .config import TrainConfig, phases, resize_method, schedule, seed_everything
+from .config import TrainConfig, machine_plan, phases, resize_method, schedule, seed_everything
 from .distributed import Dist
 from .loaders import Loaders, tta_predict
 from .model import (
@@ -103,13 +104,16 @@ def _show_loss(bar: Any) -> Callable[[float], None]:
 def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, *, cfg: TrainConfig,
                data: CompetitionData, heads: list[Head], y: np.ndarray, images: Sequence[np.ndarray],
                test_images: Sequence[np.ndarray], lr: float, fold_dir: Path,
-               log: Callable[[dict[str, Any]], None], progress: bool, dist: Dist | None = None) -> dict[str, Any]:
+               log: Callable[[dict[str, Any]], None], progress: bool, dist: Dist | None = None,
+               run_plan: Plan | None = None) -> dict[str, Any]:
     """Train one fold (resuming from its last checkpoint when there is one); returns its predictions.
-    With DDP (``dist``) every process runs this, on its share of each batch."""
+    With DDP (``dist``) every process runs this, on its share of each batch. ``run_plan``: how this
+    machine trains (device, precision, workers...), by default :func:`.config.machine_plan`."""
 
-    from .learner import Learner, resolve_device
+    from .learner import make_learner
 
     dist = dist or Dist()
+    run_plan = run_plan or machine_plan(cfg, dist.world)
     done = fold_dir / "preds.npz"
     if done.is_file():
         return dict(np.load(done, allow_pickle=False))
@@ -120,10 +124,10 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights)
     pretrained = source != "random init"
     mean, std = model_stats(model)
-    learner = Learner(model, heads, resolve_device(cfg.device, dist.local_rank), cfg.accum, cfg.label_smoothing,
-                      frozen_bn_stats=pretrained and cfg.frozen_bn_stats, dist=dist, compile=cfg.compile)
+    learner = make_learner(model, heads, run_plan, dist, accum=cfg.accum, label_smoothing=cfg.label_smoothing,
+                           frozen_bn_stats=pretrained and cfg.frozen_bn_stats, compile=cfg.compile)
     resize = resize_policy(resize_method(cfg, comp), cfg.arch, pretrained)
-    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist)
+    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist, run_plan)
     targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
     valid_rows = data.train.iloc[va].reset_index(drop=True)
     ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1], write=dist.main)
@@ -171,7 +175,7 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
             bar.close()
     dist.barrier()  # rank 0 has written best.pt
     return _predict_fold(learner, model, ckpt, loaders, Loaders(test_images, None, cfg, mean, std, resize,
-                                                                cfg.seed + fold, dist),
+                                                                cfg.seed + fold, dist, run_plan),
                          va, test_idx, cfg.tta, heads, source, fold_dir, write=dist.main)
 
 

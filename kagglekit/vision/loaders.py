@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig, default_workers
+from ..machine import Plan
+from .config import TrainConfig
 from .distributed import Dist
 from .model import Head, split_outputs
 
@@ -63,11 +64,15 @@ class Loaders:
     disk) at a given size. With DDP each rank's loader holds its share of every batch."""
 
     def __init__(self, images: Sequence[np.ndarray], y: np.ndarray | None, cfg: TrainConfig, mean: tuple,
-                 std: tuple, resize: tuple[str, float], seed: int, dist: Dist | None = None):
-        """``resize``: (method, crop_pct) for validation and test images, from ``resize_policy``."""
+                 std: tuple, resize: tuple[str, float], seed: int, dist: Dist | None = None,
+                 plan: Plan | None = None):
+        """``resize``: (method, crop_pct) for validation and test images, from ``resize_policy``;
+        ``plan``: the machine's DataLoader workers and pinned memory (none without a plan)."""
         self.images, self.y, self.cfg, self.mean, self.std, self.seed = images, y, cfg, mean, std, seed
         self.resize, self.crop_pct = resize
         self.dist = dist or Dist()
+        self.workers, self.pin_memory = (plan.workers, plan.pin_memory) if plan else (0, False)
+        self.batch_size = cfg.batch_size or (plan.batch_size if plan else 32)
         self.calls = 0
 
     def __call__(self, idx: np.ndarray, size: int, *, train: bool, tta: bool = False, mirror: bool = False):
@@ -85,17 +90,16 @@ class Loaders:
                               strength=self.cfg.aug if train else min(self.cfg.aug, 0.5),
                               seed=self.seed * 1000 + self.calls)
         rows = np.asarray(idx) if train else self.dist.shard(np.asarray(idx))
-        ds = ImageDataset(self.images, rows, None if self.y is None else self.y[rows], tf,
+        ds: Any = ImageDataset(self.images, rows, None if self.y is None else self.y[rows], tf,
                           seed=self.seed * 1000 + self.calls)
         if train:
-            batches: Any = ShardedBatches(len(rows), self.cfg.batch_size, seed=self.seed,
-                                          drop_last=len(rows) > self.cfg.batch_size, dist=self.dist)
+            batches: Any = ShardedBatches(len(rows), self.batch_size, seed=self.seed,
+                                          drop_last=len(rows) > self.batch_size, dist=self.dist)
         else:
-            batches = InOrder(len(rows), self.cfg.batch_size * 2)
-        workers = self.cfg.num_workers if self.cfg.num_workers is not None else default_workers(self.dist.world)
-        cuda = self.cfg.device != "cpu" and torch.cuda.is_available()
-        return torch.utils.data.DataLoader(ds, batch_sampler=batches,  # type: ignore[arg-type]  # map-style: len + getitem num_workers=workers,
-                                           persistent_workers=workers > 0, pin_memory=cuda)
+            batches = InOrder(len(rows), self.batch_size * 2)
+        # the batch sampler yields lists of (row, epoch) keys, which ImageDataset takes (map-style)
+        return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=self.workers,
+                                           persistent_workers=self.workers > 0, pin_memory=self.pin_memory)
 
     def predict(self, learner: Any, idx: np.ndarray, size: int, **kw: Any) -> np.ndarray:
         """Raw outputs for rows ``idx`` in order: each rank predicts its share, then they are gathered."""

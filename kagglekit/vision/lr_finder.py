@@ -16,6 +16,7 @@ from .config import (
     TrainConfig,
     cache_side,
     default_size,
+    machine_plan,
     make_heads,
     resize_method,
     resolve_config,
@@ -37,17 +38,18 @@ def auto_lr(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y: np.nd
 def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y: np.ndarray,
                    images: list[np.ndarray], folds: Folds) -> tuple[np.ndarray, np.ndarray, float, str]:
     """Run the learning-rate finder on fold 0's training rows at the first size."""
-    from .learner import Learner, resolve_device
+    from .learner import make_learner
 
     seed_everything(cfg.seed)
     model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights)
     if source != "random init":
         set_body_trainable(model, False)  # as fine_tune's first phase trains: body frozen
     mean, std = model_stats(model)
-    learner = Learner(model, heads, resolve_device(cfg.device), 1)
+    run_plan = machine_plan(cfg)
+    learner = make_learner(model, heads, run_plan)
     resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, source != "random init")
     assert cfg.sizes is not None
-    loader = Loaders(images, y, cfg, mean, std, resize, cfg.seed)(np.flatnonzero(folds.fold != 0), cfg.sizes[0],
+    loader = Loaders(images, y, cfg, mean, std, resize, cfg.seed, plan=run_plan)(np.flatnonzero(folds.fold != 0), cfg.sizes[0],
                                                                    train=True)
     lrs, losses, suggestion = learner.lr_find(loader, weight_decay=cfg.weight_decay)
     return lrs, losses, suggestion, source

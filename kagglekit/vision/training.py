@@ -24,6 +24,7 @@ import pandas as pd
 from ..data import CompetitionData, load_data
 from ..errors import OptionError, RunError, SpecError
 from ..folds import Folds, get_folds
+from ..machine import out_of_memory_message
 from ..metrics import get_metric
 from ..predictions import encode_target, score_predictions, target_info, to_frame
 from ..runs import Run, RunStore, RunWriter, data_fingerprint, fingerprint, write_json
@@ -35,8 +36,8 @@ from .config import (
     TrainResult,
     cache_side,
     config_of,
-    cpu_cores,
     default_size,
+    machine_plan,
     make_heads,
     resolve_config,
 )
@@ -181,6 +182,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     if cfg.devices > 1 and not distributed.launched():
         from .launch import launch
 
+        machine_plan(cfg, cfg.devices)  # --devices 2 on a machine with one GPU: one line, before torchrun
         return launch(ws, comp, cfg, resume=resume, submit=submit, progress=progress, new=new, record=record)
     import torch
 
@@ -190,10 +192,12 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
 
     check_arch(cfg.arch)
     dist = distributed.init(cfg.device)
-    torch.set_num_threads(max(1, cpu_cores() // dist.world))
     data = load_data(comp, ws)
     if cfg.sizes is None:
         cfg.sizes = (default_size(data.train["path"].tolist()),)
+    run_plan = machine_plan(cfg, dist.world)  # device, workers, precision, batch size: kagglekit.machine
+    cfg.batch_size = run_plan.batch_size  # the run records the batch it trained with
+    torch.set_num_threads(run_plan.threads)
     folds = get_folds(data, ws)
     if dist.main:
         warn_duplicates(data, folds)
@@ -245,16 +249,21 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
         try:
             fold_preds[f] = train_fold(f, tr, va, test_idx, cfg=cfg, data=data, heads=heads, y=y, images=images,
                                        test_images=test_images, lr=float(lr), fold_dir=writer.path / f"fold_{f}",
-                                       log=counting_log, progress=progress, dist=dist)
+                                       log=counting_log, progress=progress, dist=dist, run_plan=run_plan)
         except KeyboardInterrupt:  # every finished epoch is checkpointed: say how to go on
             raise KeyboardInterrupt(f"continue with: kk train {comp.name} --resume {writer.path.name}") from None
+        except torch.OutOfMemoryError:
+            raise RunError(out_of_memory_message(run_plan, cfg.arch, max(cfg.sizes), cfg.accum)) from None
     ips = seen_total / train_seconds if train_seconds else 0.0
     result = None
     if dist.main:
         write_json(writer.path / "lr.json", {"lr": float(lr)})
         run, res = _finish_run(writer, data, ws, folds, heads, fold_preds, cfg,
                                time.time() - (time.perf_counter() - t0), ips, bad_train, bad_test,
-                               extra={"cache": mode, "devices": dist.world})
+                               extra={"cache": mode, "devices": dist.world, "machine": {
+                                   k: getattr(run_plan, k) for k in ("device", "precision", "workers", "channels_last",
+                                                                     "batch_size")} | {
+                                   "gpu": run_plan.gpu.name if run_plan.gpu else None}})
         scores = run.scores
         result = TrainResult(run, scores["cv"], scores.get("cv_no_tta") if cfg.tta else None, scores["folds"],
                              sorted(fold_preds), time.perf_counter() - t0, ips, per_target=scores.get("per_target", {}),
@@ -265,7 +274,7 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     return dist.broadcast(result)
 
 
-_NOT_RESULTS = ("num_workers", "devices", "cache", "compile")  # settings that change speed, not the result
+_NOT_RESULTS = ("num_workers", "devices", "cache", "compile", "precision")  # settings that change speed, not the result
 
 
 def _result_of(run: Run, data: CompetitionData, ws: Workspace, submit: bool, t0: float) -> TrainResult:
