@@ -7,7 +7,18 @@ from __future__ import annotations
 import os
 import sys
 
-from . import check, competitions, ensemble, kaggle, pipeline, runs, tabular, tune, vision  # noqa: F401  (register commands)
+from . import (  # noqa: F401  (register commands)
+    check,
+    competitions,
+    doctor,
+    ensemble,
+    kaggle,
+    pipeline,
+    runs,
+    tabular,
+    tune,
+    vision,
+)
 from ._app import app
 
 
