@@ -8,6 +8,8 @@ one exists. The CLI prints it without a traceback (``KK_DEBUG=1`` shows one).
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from collections.abc import Iterable
 
 
@@ -57,3 +59,18 @@ def missing_both_ways(a: set[str], a_name: str, b: set[str], b_name: str) -> str
         if extra:
             parts.append(f"{len(extra)} {src_name} are not in {other_name} (e.g. {extra[0]!r})")
     return "; ".join(parts)
+
+
+def one_line_warnings() -> None:
+    """Show warnings as one line each, ``warning: <message>``, without Python's file:line and source
+    line under them (``result = run_train(...``): for the command line and its DDP processes.
+    KK_DEBUG=1 keeps Python's format."""
+    import warnings
+
+    if os.environ.get("KK_DEBUG"):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        print(f"warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show

@@ -210,6 +210,20 @@ def read_submission(path: Path | str) -> pd.DataFrame:
     return read_table(path)
 
 
+def _create(path: Path, body: bytes) -> bool:
+    """Write ``body`` to a new file ``path`` (exclusive create: an existing file is never replaced;
+    False then). A failed write (a full disk) leaves no truncated submission to upload by mistake."""
+    try:
+        with open(path, "xb") as f:
+            f.write(body)
+    except FileExistsError:
+        return False
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return True
+
+
 def write_submission(data: CompetitionData, ws: Workspace, sub: pd.DataFrame, stem: str) -> Path:
     """Validate and write ``submissions/<competition>/<stem>.csv`` (never overwriting a file: a
     different file of that name gets ``-2``, ``-3``; the same bytes again reuse the file); inside a
@@ -222,12 +236,8 @@ def write_submission(data: CompetitionData, ws: Workspace, sub: pd.DataFrame, st
         path = folder / (f"{stem}.csv" if i == 0 else f"{stem}-{i + 1}.csv")
         if path.is_file() and path.stat().st_size == len(body) and path.read_bytes() == body:
             break  # written before, identical: no -2.csv copy
-        try:
-            with open(path, "xb") as f:  # exclusive create: an existing file is never replaced
-                f.write(body)
+        if _create(path, body):
             break
-        except FileExistsError:
-            continue
     if on_kaggle():
         atomic_write_bytes(KAGGLE_WORKING / "submission.csv", body)
     return path

@@ -181,3 +181,34 @@ def resolve(competition: Competition | str, workspace: Workspace | None = None) 
     in Python (``kk.define_competition``) is used as it is."""
     ws = workspace or Workspace.for_competition(competition)
     return ws, competition if isinstance(competition, Competition) else ws.competition(competition)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def disk_full_message(error: OSError, ws: Workspace | None = None) -> str:
+    """One line for ENOSPC: the folder, its free space, and what kagglekit itself holds there (the
+    image cache, rebuilt when needed, and the runs), so the user knows what to delete."""
+    import shutil
+
+    target = Path(error.filename).parent if error.filename else (ws.out if ws else Path.cwd())
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    free = shutil.disk_usage(target).free
+    held = ""
+    if ws is not None:
+        parts = [(name, _size(ws.out / name)) for name in (".kk_cache", "runs", "submissions")]
+        held = "; kagglekit holds " + ", ".join(f"{name} {human_bytes(size)}" for name, size in parts if size)
+    return (f"no space left on device writing in {target} ({human_bytes(free)} free{held}): free space there (the image "
+            "cache .kk_cache is rebuilt when needed; old runs can go), or set KK_HOME to a workspace on a larger "
+            "disk; nothing half-written is kept (an interrupted run is listed as incomplete and never reused)")
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KB'."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -110,3 +110,18 @@ def test_list_shows_a_broken_spec_whole_with_its_brackets(ws_path):
 def test_shell_completion_script_is_offered():
     r = kk("--show-completion", "bash", env={"SHELL": "/bin/bash"})
     assert r.returncode == 0 and "_kk_completion" in r.stdout and "complete " in r.stdout
+
+
+def test_warnings_are_one_clean_line(tmp_path):
+    """A warning shows as 'warning: ...', without Python's source line under it."""
+    pytest.importorskip("timm")
+    from .conftest import make_images
+
+    (tmp_path / "competitions").mkdir()
+    make_images(tmp_path, n=48, n_test=8, size=32)
+    out = kk("train", "tiny", "--arch", "test_convnext", "--sizes", "32", "--epochs", "1", "--folds", "0",
+             "--no-submit", env={"KK_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if "pretrained weights" in ln or "warnings.warn" in ln
+             or "run_train(" in ln]
+    assert lines == [next(ln for ln in lines if ln.startswith("warning: no pretrained weights for test_convnext"))]

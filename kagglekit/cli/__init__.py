@@ -24,8 +24,9 @@ from ._app import app
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``kk``: known errors become one line and exit code 1 (KK_DEBUG=1: traceback)."""
-    from ..errors import KKError
+    from ..errors import KKError, one_line_warnings
 
+    one_line_warnings()
     try:
         app(args=argv, prog_name="kk")
     except SystemExit as e:  # click exits even on success; callers of main() want it to return
@@ -35,6 +36,19 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("KK_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:  # a full disk (Kaggle's /kaggle/working holds ~20 GB): one line, what to delete
+        import errno
+
+        if e.errno != errno.ENOSPC or os.environ.get("KK_DEBUG"):
+            raise
+        from ..workspace import Workspace, disk_full_message
+
+        try:
+            ws = Workspace.find()
+        except KKError:
+            ws = None
+        print(f"error: {disk_full_message(e, ws)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:
         print(f"interrupted; {e}" if str(e) else "interrupted", file=sys.stderr)

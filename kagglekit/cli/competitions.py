@@ -120,7 +120,8 @@ def new(slug: str, name: str = typer.Option(None, "--name", help="folder name (d
     out.print(f"wrote {path}", markup=False)
     for line in notes(guess):
         out.print(f"  guessed {line}", markup=False)
-    out.print(f"check it, then: kk baseline {name or slug}", markup=False)
+    command = "train" if guess.image is not None else "baseline"  # image competitions fine-tune a CNN
+    out.print(f"check it, then: kk {command} {name or slug}", markup=False)
 
 
 @app.command("bundle")

@@ -59,12 +59,14 @@ def launch(ws: Workspace, comp: Competition, cfg: TrainConfig, *, resume: str | 
 
 def main(folder: str) -> None:
     """One training process under torchrun."""
+    from ..errors import one_line_warnings
     from .distributed import Dist, shutdown
     from .training import train
 
     with open(Path(folder) / "job.pkl", "rb") as f:
         job = pickle.load(f)
     rank = int(os.environ.get("RANK", "0"))
+    one_line_warnings()
     log = (lambda row: print(format_epoch(row), flush=True)) if rank == 0 else None
     try:
         result = train(job["comp"], job["cfg"] if job["resume"] is None else None, workspace=job["ws"],

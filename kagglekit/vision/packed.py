@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, KKError
+from ..workspace import human_bytes
 
 CACHE_MODES = ("auto", "memory", "disk")
 MEMORY_SHARE = 0.25  # "auto" holds images in memory when they take at most this share of the available memory
@@ -107,6 +109,11 @@ def pack_images(paths: list[str], side: int, cache_dir: Path, *, skip_bad: bool 
     if path.is_file() and path.with_suffix(".idx.npz").is_file():
         return PackedImages(path)
     n = len(paths)
+    need, free = estimated_bytes(n, side), shutil.disk_usage(folder).free
+    if need > free:  # Kaggle's /kaggle/working holds ~20 GB: say so before filling it
+        raise KKError(f"no space left on device for the image cache: packing {n} images at shorter side {side} "
+                      f"needs about {human_bytes(need)} in {folder}, {human_bytes(free)} is free; use "
+                      "--cache memory, smaller --sizes, or free space there")
     offsets, shapes, ok = np.zeros(n, np.int64), np.zeros((n, 2), np.int64), np.ones(n, bool)
 
     def one(p: str) -> np.ndarray | None:
