@@ -71,7 +71,8 @@ def main() -> None:
                   f"{'indistinguishable' if r['tie'] else 'distinct'}; hidden rf {r['rf']:.4f} lgbm {r['lgbm']:.4f} "
                   f"blend {r['blend']:.4f}", flush=True)
     df = pd.DataFrame(rows)
-    print(f"\n{len(df)} churn datasets of {args.rows} train rows, hidden test AUC (mean over datasets; higher is better)")
+    print(f"\n{len(df)} churn datasets of {args.rows} train rows, hidden test AUC "
+          "(mean over datasets; higher is better)")
     for col, what in [("cv_best", "the CV-best model (plain rule)"), ("lower_std", "the lower-variance model"),
                       ("blend", "always the mean blend"), ("rule", "kk: CV-best unless indistinguishable, then blend")]:
         wins = (df[col] >= df["cv_best"] - 1e-12).mean()

@@ -115,9 +115,11 @@ def csv_paths(df: pd.DataFrame, template: str, data_dir: Path, file: Path) -> li
     for f in fields:
         if f not in df.columns:
             raise DataError(f"{file}: image path template {template!r} uses column {f!r}, which is missing"
-                            f"{did_you_mean(f, map(str, df.columns))}; columns found: {', '.join(map(str, df.columns))}")
+                            f"{did_you_mean(f, map(str, df.columns))}; "
+                            f"columns found: {', '.join(map(str, df.columns))}")
     cols = [df[f].astype(str).tolist() for f in fields]
-    paths = [str(data_dir / template.format(**dict(zip(fields, vals, strict=True)))) for vals in zip(*cols, strict=True)]
+    paths = [str(data_dir / template.format(**dict(zip(fields, vals, strict=True))))
+             for vals in zip(*cols, strict=True)]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise DataError(f"{file}: {len(missing)} of {len(paths)} images named by {template!r} do not exist, "

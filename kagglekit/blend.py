@@ -145,7 +145,8 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     a new run's config."""
     t0 = time.perf_counter()
     if method not in METHODS:
-        raise OptionError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}{did_you_mean(method, METHODS)}")
+        raise OptionError(f"unknown ensemble method {method!r}: expected {one_of(METHODS)}"
+                          f"{did_you_mean(method, METHODS)}")
     ws, comp = resolve(competition, workspace)
     store = RunStore(ws, comp.name)
     metric = get_metric(comp.metric)

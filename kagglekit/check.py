@@ -233,8 +233,9 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
             tr = pd.to_datetime(data.train[col], errors="coerce", format="mixed")
             te = pd.to_datetime(data.test[col], errors="coerce", format="mixed")
             if tr.notna().any() and te.notna().any() and te.min() > tr.max():
-                return {"kind": "time-ordered", "time": col}, (f"every test {col} ({te.min():%Y-%m-%d} on) follows the last train one "
-                                f"({tr.max():%Y-%m-%d}): validate on the latest rows")
+                return {"kind": "time-ordered", "time": col}, (
+                    f"every test {col} ({te.min():%Y-%m-%d} on) follows the last train one "
+                    f"({tr.max():%Y-%m-%d}): validate on the latest rows")
     n = len(data.train)
     for c in feats.plan.categorical + tuple(feats.plan.dropped):
         if c not in data.train.columns or c not in data.test.columns or c == comp.id_column:
@@ -245,8 +246,9 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
             continue
         unseen = ~data.test[c].dropna().isin(set(s.dropna()))
         if len(unseen) and unseen.mean() > 0.9:
-            return {"kind": "group", "group": c}, (f"{unseen.mean():.0%} of test rows have a {c!r} never seen in train ({groups} groups "
-                             f"repeat in train): folds must keep each {c} whole")
+            return {"kind": "group", "group": c}, (
+                f"{unseen.mean():.0%} of test rows have a {c!r} never seen in train ({groups} groups "
+                f"repeat in train): folds must keep each {c} whole")
     kind = "stratified" if any(t.task in ("binary", "multiclass") for t in comp.targets) else "kfold"
     return {"kind": kind}, "the test rows look like a random sample of the same population"
 

@@ -152,7 +152,8 @@ def safe_extract(archive: Path, dest: Path) -> list[Path]:
                             f"under {dest}")
         for m in members:
             if m.file_size > 10_000_000 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
-                raise DataError(f"{archive}: member {m.filename!r} would expand {m.file_size / max(m.compress_size, 1):,.0f}"
+                ratio = m.file_size / max(m.compress_size, 1)
+                raise DataError(f"{archive}: member {m.filename!r} would expand {ratio:,.0f}"
                                 f" times ({m.compress_size:,} -> {m.file_size:,} bytes): a zip bomb; refusing it")
         for m in members:
             name = m.filename

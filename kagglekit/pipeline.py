@@ -119,7 +119,8 @@ def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Re
         if unknown:
             u = sorted(unknown)[0]
             raise SpecError(f"{comp.spec_file}: [stages.{u}] overrides a stage that recipe {name!r} does not have; "
-                            f"its stages are {one_of(s.name for s in stages)}{did_you_mean(u, [s.name for s in stages])}")
+                            f"its stages are {one_of(s.name for s in stages)}"
+                            f"{did_you_mean(u, [s.name for s in stages])}")
     return Recipe(name, description, tuple(stages), path)
 
 

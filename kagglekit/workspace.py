@@ -200,9 +200,9 @@ def disk_full_message(error: OSError, ws: Workspace | None = None) -> str:
     if ws is not None:
         parts = [(name, _size(ws.out / name)) for name in (".kk_cache", "runs", "submissions")]
         held = "; kagglekit holds " + ", ".join(f"{name} {human_bytes(size)}" for name, size in parts if size)
-    return (f"no space left on device writing in {target} ({human_bytes(free)} free{held}): free space there (the image "
-            "cache .kk_cache is rebuilt when needed; old runs can go), or set KK_HOME to a workspace on a larger "
-            "disk; nothing half-written is kept (an interrupted run is listed as incomplete and never reused)")
+    return (f"no space left on device writing in {target} ({human_bytes(free)} free{held}): free space there "
+            "(the image cache .kk_cache is rebuilt when needed; old runs can go), or set KK_HOME to a workspace on a "
+            "larger disk; nothing half-written is kept (an interrupted run is listed as incomplete and never reused)")
 
 
 def human_bytes(n: float) -> str:

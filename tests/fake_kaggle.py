@@ -1,6 +1,6 @@
 """A small fake of Kaggle's API on http://localhost (port 80), the endpoint of the real ``kaggle``
-client's own ``--local`` environment (``KK_KAGGLE_ENV=local``). It serves a competition zip, records submissions and answers
-401/403/404/429 on demand."""
+client's own ``--local`` environment (``KK_KAGGLE_ENV=local``). It serves a competition zip, records submissions
+and answers 401/403/404/429 on demand."""
 
 from __future__ import annotations
 

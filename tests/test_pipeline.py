@@ -22,7 +22,8 @@ def test_shipped_recipes_parse(recipes):
     tab = load_recipe(recipes, "tabular")
     assert [s.pipeline for s in tab.stages] == ["baseline", "baseline", "ensemble"]
     vis = load_recipe(recipes, "vision")
-    assert [s.name for s in vis.stages] == ["small", "large", "ensemble"] and vis.stages[1].params["sizes"] == [128, 224]
+    assert [s.name for s in vis.stages] == ["small", "large", "ensemble"]
+    assert vis.stages[1].params["sizes"] == [128, 224]
 
 
 def test_recipe_errors(recipes):

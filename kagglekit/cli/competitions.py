@@ -127,7 +127,8 @@ def new(slug: str, name: str = typer.Option(None, "--name", help="folder name (d
 @app.command("bundle")
 def bundle(dest: Path, extras: str = typer.Option("", "--extras", help="extras to include, e.g. vision"),
            deps: bool = typer.Option(True, "--deps/--no-deps", help="include the dependencies' wheels"),
-           python_version: str = typer.Option(None, "--python-version", help="the notebook's Python, e.g. 3.11")) -> None:
+           python_version: str = typer.Option(None, "--python-version",
+                                              help="the notebook's Python, e.g. 3.11")) -> None:
     """Write wheels of kagglekit and its dependencies to DEST, for a Kaggle notebook without internet."""
     from ..bundle import bundle as run_bundle
 

@@ -10,8 +10,8 @@ from ._app import COMPETITION, app, console, fmt, workspace
 
 
 @app.command("download")
-def download(competition: str = COMPETITION, force: bool = typer.Option(False, "--force", help="download again; the old "
-                                                                                   "folder is kept aside")) -> None:
+def download(competition: str = COMPETITION,
+             force: bool = typer.Option(False, "--force", help="download again; the old folder is kept aside")) -> None:
     """Download and safely extract the competition's files into its data folder."""
     from ..kaggle_client import download as run_download
 
@@ -22,9 +22,10 @@ def download(competition: str = COMPETITION, force: bool = typer.Option(False, "
 
 
 @app.command("submit")
-def submit(competition: str = COMPETITION, file: Path = typer.Argument(None, help="submission CSV (default: the run's)"),
-           run: str = typer.Option(None, "--run", help="submit this run's submission (an id, a unique prefix, latest or "
-                                             "best) [default: best]"),
+def submit(competition: str = COMPETITION,
+           file: Path = typer.Argument(None, help="submission CSV (default: the run's)"),
+           run: str = typer.Option(None, "--run", help="submit this run's submission (an id, a unique prefix, "
+                                                      "latest or best) [default: best]"),
            message: str = typer.Option(..., "--message", "-m", help="the submission's description")) -> None:
     """Validate a submission against the sample submission, then submit it to Kaggle."""
     from ..errors import SubmissionError

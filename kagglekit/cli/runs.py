@@ -47,7 +47,8 @@ def list_runs(competition: str = COMPETITION,
             (f"≈ {gap['diff']:+.4f}" if gap["indistinguishable"] else f"{gap['diff']:+.4f} worse")
         state = f" (broken: {s['broken']})" if s["broken"] else "" if s["complete"] else " (incomplete)"
         table.add_row(s["id"] + state, s["kind"] or "-",
-                      ",".join(s["models"]), s.get("folds_done") or "-", fmt(s["cv"]), fmt(s["cv_se"]), vs, fmt(s["holdout"]), fmt(s["lb"]),
+                      ",".join(s["models"]), s.get("folds_done") or "-", fmt(s["cv"]), fmt(s["cv_se"]), vs,
+                      fmt(s["holdout"]), fmt(s["lb"]),
                       (s["created"] or "")[:19])
     out = console()
     out.print(table)

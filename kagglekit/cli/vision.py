@@ -118,7 +118,8 @@ def train(  # options in groups: model, schedule, images, hardware, run
     line = f"CV {fmt(result.cv)} over folds {','.join(map(str, result.folds_done))}"
     if result.cv_no_tta is not None:
         used = result.run.scores.get("tta_used", True)
-        line += f"  (without TTA {fmt(result.cv_no_tta)}{'' if used else '; TTA left out: it did not help the OOF score'})"
+        left_out = "" if used else "; TTA left out: it did not help the OOF score"
+        line += f"  (without TTA {fmt(result.cv_no_tta)}{left_out})"
     out.print(line + "  " + "  ".join(f"{k}={fmt(v)}" for k, v in result.per_target.items()), markup=False)
     out.print(f"training throughput {result.images_per_second:.1f} img/s; done in {result.seconds:.1f}s")
     plots = [result.run.path / n for n in ("confusion_matrix.png", "top_losses.png", "lr_find.png")]
@@ -144,7 +145,8 @@ def lr_find(competition: str = COMPETITION, arch: str = ARCH, sizes: str = SIZES
 
 
 @app.command("merge")
-def merge(competition: str = COMPETITION, runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
+def merge(competition: str = COMPETITION,
+          runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
           submit: bool = typer.Option(True, "--submit/--no-submit")) -> None:
     """Merge runs that trained different folds of the same config into one run."""
     from ..vision.training import merge as run_merge

@@ -39,10 +39,8 @@ def add_datepart(df: pd.DataFrame, field_name: str, prefix: str | None = None, d
     missing = field.isna().to_numpy()
     parts: dict[str, np.ndarray] = {}
     for name in DATE_PARTS + (TIME_PARTS if time else ()):
-        if name == "Week":
-            values = field.dt.isocalendar().week
-        else:
-            values = getattr(field.dt, _ACCESSOR.get(name, name.lower()))
+        accessor = _ACCESSOR.get(name, name.lower())
+        values = field.dt.isocalendar().week if name == "Week" else getattr(field.dt, accessor)
         arr = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         arr[missing] = np.nan
         parts[prefix + name] = arr

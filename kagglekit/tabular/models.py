@@ -121,10 +121,7 @@ class LightGBMModel(TabularModel):
         stop_rounds = int(params.pop("early_stopping_rounds"))
         common = dict(random_state=self.seed, n_jobs=auto_n_jobs(X, self.n_jobs), verbose=-1,
                       deterministic=True, force_row_wise=True, **params)
-        if self.task == "regression":
-            est = lgb.LGBMRegressor(**common)
-        else:
-            est = lgb.LGBMClassifier(**common)
+        est: Any = lgb.LGBMRegressor(**common) if self.task == "regression" else lgb.LGBMClassifier(**common)
         callbacks = []
         fit_kw: dict[str, Any] = {"categorical_feature": [c for c in categorical if c in X.columns] or "auto"}
         if X_valid is not None and stop_rounds > 0:
@@ -135,7 +132,7 @@ class LightGBMModel(TabularModel):
             callbacks.append(lgb.early_stopping(stop_rounds, verbose=False))
         if self.time_limit:
             callbacks.append(_time_limit_callback(self.time_limit))
-        est.fit(X, y, callbacks=callbacks, **fit_kw)  # type: ignore[arg-type]  # lightgbm's own callbacks
+        est.fit(X, y, callbacks=callbacks, **fit_kw)
         self.estimator_ = est
         self.best_iteration_ = est.best_iteration_ or est.n_estimators
         self.feature_importances_ = est.booster_.feature_importance("gain")

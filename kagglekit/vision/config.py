@@ -41,7 +41,7 @@ class TrainConfig:
     folds: tuple[int, ...] | None = None
     seed: int = 42
     device: str = "auto"
-    precision: str = "auto"  # autocast: auto (by the GPU's compute capability, see kagglekit.machine) | fp32 | fp16 | bf16
+    precision: str = "auto"  # autocast: auto (by the GPU's capability, kagglekit.machine) | fp32 | fp16 | bf16
     num_workers: int | None = None
     resize: str | None = None  # auto | squish | crop | pad; default from the spec
     flip: bool = True

@@ -49,8 +49,8 @@ def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y
     learner = make_learner(model, heads, run_plan)
     resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, source != "random init")
     assert cfg.sizes is not None
-    loader = Loaders(images, y, cfg, mean, std, resize, cfg.seed, plan=run_plan)(np.flatnonzero(folds.fold != 0), cfg.sizes[0],
-                                                                   train=True)
+    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed, plan=run_plan)
+    loader = loaders(np.flatnonzero(folds.fold != 0), cfg.sizes[0], train=True)
     lrs, losses, suggestion = learner.lr_find(loader, weight_decay=cfg.weight_decay)
     return lrs, losses, suggestion, source
 

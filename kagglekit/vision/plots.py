@@ -44,7 +44,8 @@ def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, classes: list[s
     ax.set_ylabel("actual")
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+            colour = "white" if cm[i, j] > cm.max() / 2 else "black"
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=colour)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -86,7 +86,8 @@ def assemble(writer_path: Path, data: CompetitionData, folds: Folds, heads: list
 def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: Folds, heads: list[Head],
                 fold_preds: dict[int, dict[str, Any]], cfg: TrainConfig, started: float,
                 images_per_second: float, bad_train: frozenset[int] = frozenset(),
-                bad_test: frozenset[int] = frozenset(), extra: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
+                bad_test: frozenset[int] = frozenset(),
+                extra: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
     comp = data.comp
     res = assemble(writer.path, data, folds, heads, fold_preds, bad_train)
     oof, test = res["variants"][res["best"]]
