@@ -324,7 +324,10 @@ def check_images(data: CompetitionData, ws: Workspace, *, arch: str | None, weig
                         f"{leaks[0][1]}): their labels are known")
     auc, test_likeness, extra = float("nan"), np.full(len(train_paths), np.nan), {}
     verdict = []
-    if weights or os.environ.get("KK_WEIGHTS_DIR"):
+    if not data.has_test:
+        verdict.append("no test images (a labelled set, cross-validated only): nothing to compare the training "
+                       "images with")
+    elif weights or os.environ.get("KK_WEIGHTS_DIR"):
         from .vision.embed import image_embeddings
 
         emb_train, emb_test, source = image_embeddings(data, ws, arch=arch, weights=weights)

@@ -33,6 +33,11 @@ class CompetitionData:
     sample: pd.DataFrame | None
     solution: pd.DataFrame | None = None
 
+    @property
+    def has_test(self) -> bool:
+        """False for a labelled image set without test images: cross-validation only, no submission."""
+        return len(self.test) > 0
+
 
 def umask_mode(directory: bool = False) -> int:
     """Permissions a plain ``open()`` / ``mkdir()`` would give: 0666 / 0777 less the process umask
@@ -174,6 +179,10 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     else:
         train = read_table(_file(data_dir, comp.files.train, comp), cache)
         test = read_table(_file(data_dir, comp.files.test, comp), cache) if comp.files.test else None
+    cv_only = test is None and sample is None and comp.kind == "image" and comp.image is not None \
+        and comp.image.layout in ("folder", "filename")
+    if cv_only:  # labelled photos without a test set (your own data, a bench): CV and OOF, no submission
+        test = pd.DataFrame({comp.id_column: pd.Series(dtype=object), "path": pd.Series(dtype=object)})
     if test is None:
         if sample is None:
             raise DataError(f"{comp.spec_file}: no test file and no sample submission declared under [files]; "
@@ -182,7 +191,7 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
 
     tf = data_dir / comp.files.train
     test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
-    for frame, file in ((train, tf), (test, test_file)):
+    for frame, file in ((train, tf), *(() if cv_only else ((test, test_file),))):
         if len(frame) == 0:
             raise DataError(f"{file}: no rows, only a header; the file is incomplete (download it again: kk download "
                             f"{comp.name} --force)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -167,3 +167,36 @@ def map_at_k(y_true: np.ndarray, proba: np.ndarray, k: int = 3) -> float:
 for _k in (3, 5):
     register_metric(f"map@{_k}", greater_is_better=True, needs="proba")(
         lambda y, p, _k=_k: map_at_k(y, p, _k))
+
+
+def per_class(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, float | str | int]]:
+    """Precision, recall and count of each class, from class indices and a probability matrix
+    (the arg-max is the predicted class)."""
+    pred = np.asarray(proba).argmax(axis=1)
+    y_true = np.asarray(y_true).astype(int)
+    out: list[dict[str, float | str | int]] = []
+    for k, name in enumerate(classes):
+        predicted, actual = pred == k, y_true == k
+        hit = int((predicted & actual).sum())
+        out.append({"class": name, "n": int(actual.sum()),
+                    "precision": hit / int(predicted.sum()) if predicted.any() else float("nan"),
+                    "recall": hit / int(actual.sum()) if actual.any() else float("nan")})
+    return out
+
+
+def calibration(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error of the top-class confidence (``bins`` equal-width bins, weighted
+    by their share of rows), the mean confidence against the accuracy (confidence above accuracy:
+    over-confident), and each bin's (confidence, accuracy, count) for a reliability curve."""
+    proba = np.asarray(proba, dtype=float)
+    conf, hit = proba.max(axis=1), proba.argmax(axis=1) == np.asarray(y_true).astype(int)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    curve, ece = [], 0.0
+    for b in range(bins):
+        rows = which == b
+        if rows.any():
+            c, a = float(conf[rows].mean()), float(hit[rows].mean())
+            ece += rows.mean() * abs(c - a)
+            curve.append((c, a, int(rows.sum())))
+    return {"ece": float(ece), "confidence": float(conf.mean()), "accuracy": float(hit.mean()), "curve": curve}

@@ -215,7 +215,7 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
             from .submissions import submission_from_run
 
             last_submission = submission_from_run(load_data(comp, ws), ws, last_run)
-        result.submission = Path(last_submission)
+        result.submission = Path(last_submission) if last_submission else None  # None: no test images
         result.cv = last_run.cv
         result.holdout = last_run.scores.get("holdout")
     return result

@@ -22,7 +22,8 @@ IMAGE_LAYOUTS = ("csv", "folder", "filename")
 # keys of a competition's [train] table and of a recipe's train stages: TrainConfig's fields
 TRAIN_KEYS = ("arch", "epochs", "sizes", "batch_size", "accum", "lr", "lr_mult", "weight_decay", "freeze_epochs",
               "probe", "frozen_bn_stats", "tta", "pretrained", "weights", "seed", "resize", "flip", "aug",
-              "label_smoothing", "folds", "precision")
+              "label_smoothing", "folds", "precision", "ema", "keep", "probe_c", "layer_decay", "drop_path", "mixup",
+              "cutmix")
 RESIZE_METHODS = ("auto", "squish", "crop", "pad")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

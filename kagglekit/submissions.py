@@ -243,8 +243,11 @@ def write_submission(data: CompetitionData, ws: Workspace, sub: pd.DataFrame, st
     return path
 
 
-def submission_from_run(data: CompetitionData, ws: Workspace, run: Run) -> Path:
-    """Build, validate and write the submission of a run; records the path in the run."""
+def submission_from_run(data: CompetitionData, ws: Workspace, run: Run) -> Path | None:
+    """Build, validate and write the submission of a run; records the path in the run. None for a
+    labelled image set without test images (cross-validation only)."""
+    if not data.has_test:
+        return None
     sub = build_submission(data, run.test(), run.targets)
     path = write_submission(data, ws, sub, run.id)
     extra: dict[str, Any] = {"submission": str(path)}
@@ -311,4 +314,10 @@ def submission(competition: Any, run: str | None = None, *, workspace: Workspace
         chosen = ranked[0]
     else:
         chosen = store.get(run)
-    return submission_from_run(load_data(comp, ws), ws, chosen)
+    path = submission_from_run(load_data(comp, ws), ws, chosen)
+    if path is None:
+        from .errors import SubmissionError
+
+        raise SubmissionError(f"{comp.name} has no test images (no test_dir, test file or sample submission in "
+                              f"{comp.spec_file}): its runs are cross-validated, with nothing to submit")
+    return path

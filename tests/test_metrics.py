@@ -75,3 +75,29 @@ def test_directions_and_inputs():
 def test_unknown_metric_suggests():
     with pytest.raises(SpecError, match="did you mean 'logloss'"):
         get_metric("log_loss")
+
+
+def test_per_class_precision_and_recall():
+    from kagglekit.metrics import per_class
+
+    y = np.array([0, 0, 1, 1, 2])
+    proba = np.eye(3)[[0, 1, 1, 1, 0]]  # one 0 taken for a 1, the 2 taken for a 0
+    rows = {r["class"]: r for r in per_class(y, proba, ["a", "b", "c"])}
+    assert rows["a"]["precision"] == 0.5 and rows["a"]["recall"] == 0.5
+    assert rows["b"]["precision"] == pytest.approx(2 / 3) and rows["b"]["recall"] == 1.0
+    assert rows["c"]["recall"] == 0.0 and np.isnan(rows["c"]["precision"]) and rows["c"]["n"] == 1
+
+
+def test_calibration_tells_over_confidence():
+    from kagglekit.metrics import calibration
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 1000)
+    right = rng.random(1000) < 0.7  # 70% right...
+    pred = np.where(right, y, 1 - y)
+    proba = np.where(pred[:, None] == np.arange(2), 0.99, 0.01)  # ...at 99% confidence
+    cal = calibration(y, proba)
+    assert cal["confidence"] == pytest.approx(0.99) and cal["accuracy"] == pytest.approx(right.mean())
+    assert cal["ece"] == pytest.approx(0.99 - right.mean(), abs=1e-9)
+    honest = calibration(y, np.where(pred[:, None] == np.arange(2), right.mean(), 1 - right.mean()))
+    assert honest["ece"] < 1e-9

@@ -345,3 +345,25 @@ def test_hub_check_asks_huggingface_hub_at_its_configured_endpoint(monkeypatch):
         server.shutdown()
         monkeypatch.undo()
         importlib.reload(huggingface_hub.constants)
+
+
+def test_a_labelled_photo_set_without_test_images_is_cross_validated(ws):
+    """flowers-small's layout (train/<class>/*.jpg, nothing else): kk new, then kk train gives CV and
+    OOF predictions and no submission; kk.submission says why there is none."""
+    from kagglekit.errors import SubmissionError
+    from kagglekit.scaffold import new_competition
+    from kagglekit.submissions import submission
+
+    folder = ws.root / "data" / "petals"
+    for seed, label in enumerate(("daisy", "rose", "tulip")):
+        _photos(folder / "train" / label, [f"{label}{i}.jpg" for i in range(8)], seed=seed)
+    new_competition("petals", ws)
+    comp = ws.competition("petals")
+    assert load_data(comp, ws).test.empty
+    result = train("petals", workspace=ws, arch="test_convnext", pretrained=False, sizes=(32,), epochs=1,
+                   batch_size=8, num_workers=0)
+    assert result.submission is None and result.folds_done == list(range(comp.cv.k))
+    oof = pd.read_parquet(result.run.path / "oof.parquet")
+    assert len(oof) == 24 and not oof.drop(columns="id").isna().any().any()
+    with pytest.raises(SubmissionError, match="petals has no test images"):
+        submission("petals", workspace=ws)

@@ -121,8 +121,9 @@ def train(  # options in groups: model, schedule, images, hardware, run
         left_out = "" if used else "; TTA left out: it did not help the OOF score"
         line += f"  (without TTA {fmt(result.cv_no_tta)}{left_out})"
     out.print(line + "  " + "  ".join(f"{k}={fmt(v)}" for k, v in result.per_target.items()), markup=False)
+    _print_classes(out, result.run.scores)
     out.print(f"training throughput {result.images_per_second:.1f} img/s; done in {result.seconds:.1f}s")
-    plots = [result.run.path / n for n in ("confusion_matrix.png", "top_losses.png", "lr_find.png")]
+    plots = [result.run.path / n for n in ("confusion_matrix.png", "calibration.png", "top_losses.png", "lr_find.png")]
     for path in (p for p in plots if p.is_file()):
         out.print(f"plot: {path}", markup=False)
     out.print(f"epochs: {result.run.path / 'history.csv'}", markup=False)
@@ -130,6 +131,21 @@ def train(  # options in groups: model, schedule, images, hardware, run
         out.print(f"submission: {result.submission}")
     if result.holdout is not None:
         out.print(f"held-out score of the submission: {result.holdout:.4f}")
+
+
+def _print_classes(out, scores: dict) -> None:  # noqa: ANN001
+    """Per-class precision and recall, and whether the probabilities are over-confident."""
+    rows = scores.get("per_class") or []
+    if rows:
+        out.print("per class (OOF): " + "  ".join(f"{r['class']} P {fmt(r['precision'], 2)} R {fmt(r['recall'], 2)}"
+                                                  for r in rows), markup=False)
+    cal = scores.get("calibration")
+    if cal:
+        gap = cal["confidence"] - cal["accuracy"]
+        verdict = "over-confident" if gap > 0.02 else "under-confident" if gap < -0.02 else "calibrated"
+        logloss = f"log loss {scores['logloss']:.4f}, " if "logloss" in scores else ""
+        out.print(f"calibration (OOF): {logloss}mean confidence {cal['confidence']:.3f} vs accuracy "
+                  f"{cal['accuracy']:.3f}, ECE {cal['ece']:.3f}: {verdict}", markup=False)
 
 
 @app.command("lr-find")

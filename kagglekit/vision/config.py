@@ -47,6 +47,13 @@ class TrainConfig:
     flip: bool = True
     aug: float = 1.0  # augmentation strength
     label_smoothing: float = 0.0
+    ema: float = 0.0  # > 0: an exponential moving average of the weights (this decay, timm's warm-up) predicts
+    keep: str = "metric"  # the epoch that predicts: loss (lowest validation loss) | metric | last
+    probe_c: float | str = 1.0  # the linear probe's C (scikit-learn's meaning), or "auto": by inner CV
+    layer_decay: float | None = None  # layer-wise lr decay (e.g. 0.8) instead of the body's lr / lr_mult
+    drop_path: float = 0.0  # stochastic depth rate
+    mixup: float = 0.0  # mixup alpha (timm's Mixup; one classification target)
+    cutmix: float = 0.0  # cutmix alpha
     skip_bad_images: bool = False
     devices: int = 1  # > 1: one DDP process per device (GPUs, or CPU processes with gloo), via torchrun
     cache: str = "auto"  # pre-resized images: memory | disk (streamed from a packed file) | auto
@@ -74,9 +81,16 @@ class TrainConfig:
             self.folds = tuple(int(f) for f in self.folds)
         from ..machine import DEVICES, PRECISIONS
         from ..spec import RESIZE_METHODS
+        from .fold import KEEP
         from .packed import CACHE_MODES
 
+        if self.probe_c != "auto":
+            try:
+                self.probe_c = float(self.probe_c)
+            except (TypeError, ValueError):
+                raise OptionError(f"probe_c: expected a number or 'auto', found {self.probe_c!r}") from None
         for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS), ("--cache", self.cache, CACHE_MODES),
+                                     ("--keep", self.keep, KEEP),
                                      ("--device", self.device, DEVICES), ("--precision", self.precision, PRECISIONS)):
             if value is not None and value not in allowed:
                 raise OptionError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"

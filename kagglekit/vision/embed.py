@@ -38,6 +38,6 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
         images = [im for im in load_images(frame["path"].tolist(), side, cache) if im is not None]  # none skipped
         loader = Loaders(images, np.zeros((len(images), 1), np.float32), cfg, *model_stats(model), resize,
                          cfg.seed, plan=run_plan)(np.arange(len(images)), cfg.sizes[0], train=False)
-        feats, _ = learner.features(loader)  # eval mode, no gradients
+        feats, _, _ = learner.features(loader)  # eval mode, no gradients
         out.append(feats.numpy())
     return out[0], out[1], source

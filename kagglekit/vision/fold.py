@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import CompetitionData
-from ..errors import RunError
+from ..errors import OptionError, RunError
 from ..machine import Plan
 from ..metrics import get_metric
 from ..predictions import score_predictions
@@ -29,18 +29,25 @@ from .model import (
     split_outputs,
 )
 
+KEEP = ("loss", "metric", "last")  # which epoch of a fold predicts: see Checkpointer
+
 
 class Checkpointer:
-    """A fold's checkpoints: ``best.pt`` (the weights of the best epoch by the competition's metric,
-    and the size it was validated at) and ``last.pt`` (everything resume needs, as plain tensors
-    and numbers: ``torch.load(weights_only=True)`` reads it and runs no code). Every DDP process
-    keeps the same account of the best epoch; only rank 0 (``write``) writes the files."""
+    """A fold's checkpoints: ``best.pt`` (the weights of the kept epoch, and the size it was
+    validated at) and ``last.pt`` (everything resume needs, as plain tensors and numbers:
+    ``torch.load(weights_only=True)`` reads it and runs no code). Every DDP process keeps the same
+    account of the kept epoch; only rank 0 (``write``) writes the files.
 
-    def __init__(self, fold_dir: Path, metric_name: str, default_size: int, *, write: bool = True):
+    ``keep``: ``loss`` keeps the epoch (the probe counts as one) with the lowest validation loss,
+    ``metric`` the best by the competition's metric, ``last`` the last epoch (a fixed schedule, no
+    choice at all). The best of several accuracies on a fold's few photos flatters the OOF score;
+    the loss is a smoother, harder-to-flatter yardstick."""
+
+    def __init__(self, fold_dir: Path, metric_name: str, default_size: int, *, write: bool = True,
+                 keep: str = "loss"):
         import torch
 
-        self.write = write
-
+        self.write, self.keep = write, keep
         self.last, self.best_path = fold_dir / "last.pt", fold_dir / "best.pt"
         self.metric = get_metric(metric_name)
         self.state = None
@@ -52,7 +59,8 @@ class Checkpointer:
                                "load it (it was not written by kk train, or is damaged): move it aside to "
                                "restart this fold") from None
         s = self.state or {}
-        self.best: float | None = s.get("best")
+        self.best: float | None = s.get("best")  # the kept epoch's score
+        self.best_loss: float | None = s.get("best_loss")
         self.best_size: int = s.get("best_size", default_size)
         self.history: list[dict[str, Any]] = s.get("history", [])
 
@@ -66,22 +74,32 @@ class Checkpointer:
             return self.state["epoch"] + 1, self.state
         return 0, None
 
-    def epoch_end(self, model: Any, learner: Any, row: dict[str, Any], phase: int) -> None:
+    def _better(self, row: dict[str, Any]) -> bool:
+        if self.best is None or self.keep == "last":
+            return True
+        if self.keep == "loss":
+            return self.best_loss is None or row["valid_loss"] < self.best_loss
+        return self.metric.better(row["cv"], self.best)
+
+    def epoch_end(self, learner: Any, row: dict[str, Any], phase: int) -> None:
+        """Record an epoch; its validated weights (``learner.eval_model``: the average, with an EMA)
+        become ``best.pt`` when the epoch is kept."""
         import torch
 
         self.history.append(row)
-        improved = self.best is None or self.metric.better(row["cv"], self.best)
-        if improved:
-            self.best, self.best_size = row["cv"], row["size"]  # predictions later use the size it was validated at
+        kept = self._better(row)
+        if kept:  # predictions later use the size it was validated at
+            self.best, self.best_loss, self.best_size = row["cv"], row["valid_loss"], row["size"]
         if not self.write:
             return
-        if improved:
-            torch.save(model.state_dict(), self.best_path)
+        if kept:
+            torch.save(learner.eval_model.state_dict(), self.best_path)
         tmp = self.last.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": learner.opt.state_dict() if learner.opt else {},
+        ema = {"ema": learner.ema.module.state_dict(), "ema_steps": learner.steps} if learner.ema is not None else {}
+        torch.save({"model": learner.model.state_dict(), "optimizer": learner.opt.state_dict() if learner.opt else {},
                     "scheduler": learner.sched.state_dict() if learner.sched else {}, "phase": phase,
-                    "epoch": row["epoch"], "best": self.best, "best_size": self.best_size,
-                    "history": self.history}, tmp)
+                    "epoch": row["epoch"], "best": self.best, "best_loss": self.best_loss,
+                    "best_size": self.best_size, "history": self.history, **ema}, tmp)
         os.replace(tmp, self.last)
 
 
@@ -99,6 +117,20 @@ def _show_loss(bar: Any) -> Callable[[float], None]:
         bar.set_postfix(loss=f"{loss:.4f}")
 
     return on_batch
+
+
+def make_mixup(cfg: TrainConfig, heads: list[Head]) -> Any:
+    """timm's Mixup (mixup and/or cutmix, soft targets that carry the label smoothing) when asked for;
+    it mixes one classification target, so several targets or a regression are refused."""
+    if not (cfg.mixup or cfg.cutmix):
+        return None
+    if len(heads) != 1 or heads[0].classes is None:
+        raise OptionError("mixup / cutmix: kk mixes the labels of one classification target; this competition "
+                          f"has {', '.join(h.name for h in heads)}: set mixup = 0 and cutmix = 0")
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
+                 num_classes=heads[0].size)
 
 
 def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, *, cfg: TrainConfig,
@@ -121,18 +153,24 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     seed_everything(cfg.seed + fold)
     comp = data.comp
     assert cfg.sizes is not None
-    model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights)
+    model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights,
+                                        drop_path_rate=cfg.drop_path)
     pretrained = source != "random init"
     mean, std = model_stats(model)
     learner = make_learner(model, heads, run_plan, dist, accum=cfg.accum, label_smoothing=cfg.label_smoothing,
-                           frozen_bn_stats=pretrained and cfg.frozen_bn_stats, compile=cfg.compile)
+                           frozen_bn_stats=pretrained and cfg.frozen_bn_stats, compile=cfg.compile,
+                           layer_decay=cfg.layer_decay, mixup=make_mixup(cfg, heads))
     resize = resize_policy(resize_method(cfg, comp), cfg.arch, pretrained)
     loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist, run_plan)
     targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
     valid_rows = data.train.iloc[va].reset_index(drop=True)
-    ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1], write=dist.main)
+    ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1], write=dist.main, keep=cfg.keep)
     if ckpt.state is not None:
         model.load_state_dict(ckpt.state["model"])
+        if ckpt.state.get("ema"):  # resuming an averaged run: the average so far, and its step count
+            learner.start_ema(cfg.ema)
+            learner.ema.module.load_state_dict(ckpt.state["ema"])
+            learner.steps = int(ckpt.state.get("ema_steps", 0))
     for pi, (kind, size, epochs) in enumerate(phases(cfg, pretrained)):
         point = ckpt.resume_point(pi)
         if point is None or point[0] >= epochs:
@@ -141,6 +179,8 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
         set_body_trainable(model, kind not in ("frozen", "probe"))
         if kind != "probe":
             learner.prepare_phase()
+        if kind == "stage" and cfg.ema and learner.ema is None:  # the average starts with fine-tuning
+            learner.start_ema(cfg.ema)
         train_loader = loaders(tr, size, train=True)
         valid_loader = loaders(va, size, train=False)
         phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
@@ -149,25 +189,26 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
         learner.on_batch = None if bar is None else _show_loss(bar)
 
         def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size, pi=pi,
-                     bar=bar, valid_loader=valid_loader) -> None:
+                     bar=bar, valid_loader=valid_loader, **extra: float) -> None:
             raw = dist.gather_rows(learner.predict(valid_loader), len(va))
             scores = score_predictions(comp, valid_rows, split_outputs(raw, heads), targets)
             row = {"fold": fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
                    "valid_loss": learner.loss_of(raw, y[va]), **{k: float(v) for k, v in scores.items()},
-                   "images_per_s": seen / seconds, "seconds": seconds}
-            ckpt.epoch_end(model, learner, row, pi)
+                   "images_per_s": seen / seconds, "seconds": seconds, **extra}
+            ckpt.epoch_end(learner, row, pi)
             log(row)  # after the checkpoint: an interruption here loses nothing
             if bar is not None:
                 bar.reset()
 
         if kind == "probe":  # the head fitted on frozen features: seconds, not an epoch
             t = time.perf_counter()
-            feats, feat_y = learner.features(loaders(tr, size, train=False), flip=cfg.flip)
+            feats, feat_y, ids = learner.features(loaders(tr, size, train=False), flip=cfg.flip)
             learner.opt, learner.sched = None, None
-            loss = learner.fit_head(feats, feat_y)
+            c = learner.choose_c(feats, feat_y, ids)[0] if cfg.probe_c == "auto" else float(cfg.probe_c)
+            loss = learner.fit_head(feats, feat_y, l2=1.0 / (2 * len(feats) * c))
             head = model.get_classifier()
             head.load_state_dict(dist.broadcast(head.state_dict()))  # every process: rank 0's head
-            on_epoch(0, loss, len(feats), time.perf_counter() - t)
+            on_epoch(0, loss, len(feats), time.perf_counter() - t, probe_c=c)
         else:
             learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
                                   **schedule(kind, pretrained), start_epoch=start_epoch, state=state)
@@ -186,7 +227,8 @@ def _predict_fold(learner: Any, model: Any, ckpt: Checkpointer, loaders: Loaders
     was validated at; written atomically to ``preds.npz``, which marks the fold done."""
     import torch
 
-    model.load_state_dict(torch.load(ckpt.best_path, weights_only=True))
+    model.load_state_dict(torch.load(ckpt.best_path, weights_only=True))  # the kept epoch's (averaged) weights
+    learner.ema = None  # predictions from exactly those
     oof, oof_tta = tta_predict(learner, loaders, va, ckpt.best_size, tta, heads)
     test, test_tta = tta_predict(learner, test_loaders, test_idx, ckpt.best_size, tta, heads)
     out: dict[str, Any] = {"valid_idx": va, "weights_source": np.array(source), "best_size": np.array(ckpt.best_size),

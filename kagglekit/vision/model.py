@@ -111,7 +111,8 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
 
 
 def create_vision_model(arch: str, num_outputs: int, *, pretrained: str | bool = "auto",
-                        weights: str | Path | None = None, drop_rate: float = 0.0) -> tuple[Any, str]:
+                        weights: str | Path | None = None, drop_rate: float = 0.0,
+                        drop_path_rate: float = 0.0) -> tuple[Any, str]:
     """Create a timm model with ``num_outputs`` outputs. Returns ``(model, source of weights)``.
 
     ``pretrained``: True (fail when no weights can be had), False (random init) or "auto"
@@ -120,7 +121,10 @@ def create_vision_model(arch: str, num_outputs: int, *, pretrained: str | bool =
     check_arch(arch)
     if isinstance(pretrained, str) and pretrained not in ("auto",):
         raise OptionError(f"pretrained: expected True, False or 'auto', found {pretrained!r}")
-    model, source = _create(arch, {"num_classes": num_outputs, "drop_rate": drop_rate}, pretrained, weights)
+    kw: dict[str, Any] = {"num_classes": num_outputs, "drop_rate": drop_rate}
+    if drop_path_rate:  # stochastic depth: each residual block skipped with up to this probability
+        kw["drop_path_rate"] = drop_path_rate
+    model, source = _create(arch, kw, pretrained, weights)
     init_head(model)
     return model, source
 
@@ -224,21 +228,44 @@ def head_parameter_names(model: Any) -> set[str]:
     return {n for n, p in model.named_parameters() if id(p) in ids}
 
 
-def param_groups(model: Any, lr: float, body_lr: float, weight_decay: float) -> list[dict[str, Any]]:
-    """Four groups: body and head (discriminative learning rates), each split into parameters with
-    weight decay and norm/bias parameters without it."""
+def layer_ids(model: Any) -> tuple[dict[str, int], int]:
+    """Each parameter's depth, 0 (the stem) to the last (the head), from timm's ``group_matcher`` (the
+    groups timm's own layer-wise decay uses: 18 for tf_efficientnet_lite0); models without one get
+    two layers, body and head."""
+    head = head_parameter_names(model)
+    names = [n for n, _ in model.named_parameters()]
+    if hasattr(model, "group_matcher"):
+        from timm.models._manipulate import group_parameters
+
+        layers = group_parameters(model, model.group_matcher(coarse=False), reverse=True)
+        top = max(layers.values())
+        ids = {n: (top if n in head else min(layers.get(n, top), top)) for n in names}
+        return ids, top
+    return {n: (1 if n in head else 0) for n in names}, 1
+
+
+def param_groups(model: Any, lr: float, body_lr: float, weight_decay: float,
+                 layer_decay: float | None = None) -> list[dict[str, Any]]:
+    """Parameter groups with their learning rates, each split into parameters with weight decay and
+    norm/bias parameters without it. Discriminative learning rates: the head at ``lr`` and the body
+    at ``body_lr``; or, with ``layer_decay`` (layer-wise decay, as in BEiT and timm), every layer at
+    ``lr`` x ``layer_decay`` ** (its distance from the head)."""
     head = head_parameter_names(model)
     norm_params = {id(p) for m in model.modules() if _is_norm(m) for p in m.parameters(recurse=False)}
-    groups: dict[tuple[bool, bool], list[Any]] = {(h, d): [] for h in (False, True) for d in (False, True)}
+    ids, top = layer_ids(model) if layer_decay else ({}, 0)
+    groups: dict[tuple[int, bool], list[Any]] = {}
     for name, p in model.named_parameters():
         decay = p.ndim > 1 and id(p) not in norm_params
-        groups[(name in head, decay)].append(p)
+        layer = ids[name] if layer_decay else (1 if name in head else 0)
+        groups.setdefault((layer, decay), []).append(p)
     out = []
-    for (is_head, decay), params in groups.items():
-        if params:
-            out.append({"params": params, "lr": lr if is_head else body_lr,
-                        "weight_decay": weight_decay if decay else 0.0, "name": ("head" if is_head else "body")
-                        + ("" if decay else "_no_decay")})
+    for (layer, decay), params in sorted(groups.items(), key=lambda kv: kv[0]):
+        if layer_decay:
+            group_lr, label = lr * layer_decay ** (top - layer), f"layer{layer}"
+        else:
+            group_lr, label = (lr, "head") if layer == 1 else (body_lr, "body")
+        out.append({"params": params, "lr": group_lr, "weight_decay": weight_decay if decay else 0.0,
+                    "name": label + ("" if decay else "_no_decay")})
     return out
 
 

@@ -78,3 +78,24 @@ def top_losses_png(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, cla
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
+
+
+def calibration_png(curve: list[tuple[float, float, int]], ece: float, path: Path, title: str = "") -> Path:
+    """Reliability curve: accuracy against confidence per bin (points sized by count); the diagonal
+    is perfect calibration, points below it are over-confident."""
+    fig = _figure(figsize=(4.6, 4.4))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls="--", label="calibrated")
+    if curve:
+        c, a, n = (np.array(v, dtype=float) for v in zip(*curve, strict=True))
+        ax.plot(c, a, color="#3b75af", lw=1.5)
+        ax.scatter(c, a, s=20 + 200 * n / n.max(), color="#3b75af", zorder=3, label="OOF predictions")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title} ECE {ece:.3f}".strip())
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

@@ -101,30 +101,37 @@ def _finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: 
                 test[h.name][idx] = float(data.train[h.name].iloc[good].mean())
     writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, res["targets"]),
                             to_frame(data.test[comp.id_column], comp.id_column, test, res["targets"]))
-    s = res["scores"]
-    best = s[res["best"]]
-    writer.save_scores({
-        "cv": best["cv"], "cv_std": float(np.std(s[res["best"] + "_folds"])), "folds": s[res["best"] + "_folds"],
-        "cv_no_tta": s["plain"]["cv"], "per_target": {k: v for k, v in best.items() if k != "cv"},
-        "tta": cfg.tta, "tta_used": res["best"] == "tta"})
     history = [pd.read_csv(writer.path / f"fold_{f}" / "history.csv") for f in sorted(fold_preds)
                if (writer.path / f"fold_{f}" / "history.csv").is_file()]
     if history:
         pd.concat(history).to_csv(writer.path / "history.csv", index=False)
-    from .plots import confusion_matrix_png, top_losses_png
+    from ..metrics import calibration, per_class
+    from .plots import calibration_png, confusion_matrix_png, top_losses_png
 
     sub_heads = [h for h in heads if h.submit and h.classes]
-    if sub_heads:
+    report: dict[str, Any] = {}
+    if sub_heads:  # the submitted classification target: per-class scores, calibration, confusions, top losses
         h = sub_heads[0]
         rows = np.flatnonzero(~np.isnan(oof[h.name]).any(axis=1) & ~np.isin(np.arange(len(data.train)),
                                                                             sorted(bad_train)))
         classes = list(h.classes or ())
         y_idx = encode_target(data.train[h.name], classes)[rows]
+        cal = calibration(y_idx, oof[h.name][rows])
+        report = {"per_class": per_class(y_idx, oof[h.name][rows], classes),
+                  "calibration": {k: cal[k] for k in ("ece", "confidence", "accuracy")},
+                  "logloss": float(get_metric("logloss")(y_idx, oof[h.name][rows]))}
+        calibration_png(cal["curve"], cal["ece"], writer.path / "calibration.png", f"{comp.name}: {h.name} (OOF)")
         confusion_matrix_png(y_idx, oof[h.name][rows].argmax(1), classes, writer.path / "confusion_matrix.png",
                              f"{comp.name}: {h.name} (OOF)")
         if "path" in data.train.columns:
             top_losses_png(data.train["path"].to_numpy()[rows], y_idx, oof[h.name][rows], classes,
                            writer.path / "top_losses.png")
+    s = res["scores"]
+    best = s[res["best"]]
+    writer.save_scores({
+        "cv": best["cv"], "cv_std": float(np.std(s[res["best"] + "_folds"])), "folds": s[res["best"] + "_folds"],
+        "cv_no_tta": s["plain"]["cv"], "per_target": {k: v for k, v in best.items() if k != "cv"},
+        "tta": cfg.tta, "tta_used": res["best"] == "tta", **report})
     run = writer.finish(comp, ws, fold_id=folds.id, targets=res["targets"],
                         timings={"train_s": round(time.time() - started, 2), "images_per_s": images_per_second},
                         extra={**(extra or {}), "folds_done": sorted(fold_preds), "arch": cfg.arch,

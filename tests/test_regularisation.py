@@ -1,0 +1,147 @@
+"""The fine-tuning toolbox: a probe regularised by inner CV, weight averaging (EMA) that predicts,
+the kept epoch (loss, metric, last), layer-wise learning rates, stochastic depth, mixup/cutmix, and
+the multiclass report of a run."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+from kagglekit.errors import OptionError  # noqa: E402
+from kagglekit.vision import TrainConfig, train  # noqa: E402
+from kagglekit.vision.fold import Checkpointer, make_mixup  # noqa: E402
+from kagglekit.vision.learner import Learner  # noqa: E402
+from kagglekit.vision.model import Head, create_vision_model, param_groups  # noqa: E402
+
+from .conftest import make_images  # noqa: E402
+
+TINY = dict(arch="test_convnext", pretrained=False, sizes=(32,), epochs=2, batch_size=16, lr=5e-3, folds=(0,),
+            num_workers=0, submit=False, new=True)
+
+
+def test_probe_c_by_inner_cv_regularises_noisy_features():
+    """Few rows, many noisy dimensions: C=1 memorises them; the inner CV picks a smaller C whose
+    held-out loss is lower."""
+    rng = np.random.default_rng(0)
+    n, d = 120, 200
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[:, 0] += y * 0.8  # one weak real signal among 200 dimensions
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=3)
+    model.classifier = torch.nn.Linear(d, 3)
+    learner = Learner(model, [Head("y", 0, 3, ("a", "b", "c"))], torch.device("cpu"))
+    feats, ys, ids = torch.from_numpy(x), torch.from_numpy(y[:, None].astype(np.float32)), torch.arange(n)
+    c, losses = learner.choose_c(feats, ys, ids)
+    assert c < 1.0 and losses[c] < losses[1.0]
+    assert learner.fit_head(feats, ys, l2=1 / (2 * n * 1.0)) < learner.fit_head(feats, ys, l2=1 / (2 * n * c))
+
+
+def _row(epoch: int, cv: float, loss: float) -> dict:
+    return {"epoch": epoch, "cv": cv, "valid_loss": loss, "size": 32}
+
+
+@pytest.mark.parametrize(("keep", "kept"), [("loss", 1), ("metric", 2), ("last", 3)])
+def test_the_kept_epoch_follows_the_rule(tmp_path, keep, kept):
+    class FakeLearner:  # what epoch_end reads: weights to save, no optimizer
+        def __init__(self, tag):
+            self.model = self.eval_model = torch.nn.Linear(1, 1)
+            torch.nn.init.constant_(self.eval_model.weight, tag)
+            self.opt = self.sched = self.ema = None
+            self.steps = 0
+
+    ckpt = Checkpointer(tmp_path, "accuracy", 32, keep=keep)
+    for epoch, (cv, loss) in enumerate([(0.80, 0.50), (0.85, 0.30), (0.90, 0.45), (0.88, 0.60)]):
+        ckpt.epoch_end(FakeLearner(epoch), _row(epoch, cv, loss), 0)
+    saved = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert float(saved["weight"]) == kept
+    resumed = Checkpointer(tmp_path, "accuracy", 32, keep=keep)  # the account survives a resume
+    assert (resumed.best, resumed.best_loss) == (ckpt.best, ckpt.best_loss)
+
+
+def test_ema_weights_validate_and_predict(ws):
+    """With keep = last, the OOF predictions are the last epoch's: their log loss (summed over the two
+    targets) is that epoch's validation loss, which was measured on the averaged weights."""
+    from kagglekit.data import load_data
+
+    make_images(ws.root, n=96, n_test=16, size=32)
+    plain = train("tiny", workspace=ws, keep="last", **TINY)
+    averaged = train("tiny", workspace=ws, ema=0.999, keep="last", **TINY)
+    h_plain, h_ema = (pd.read_csv(r.run.path / "history.csv") for r in (plain, averaged))
+    np.testing.assert_allclose(h_ema["train_loss"], h_plain["train_loss"], rtol=1e-5)  # the same training...
+    assert not np.allclose(h_ema["valid_loss"], h_plain["valid_loss"])  # ...validated on other weights
+    train_rows = load_data(ws.competition("tiny"), ws).train
+    for result, history in ((plain, h_plain), (averaged, h_ema)):
+        oof = pd.read_parquet(result.run.path / "oof.parquet")
+        rows = oof.drop(columns="image_id").notna().all(axis=1).to_numpy()
+        total = 0.0
+        for target in ("shape", "colour"):
+            classes = sorted(train_rows[target].unique())
+            p = oof[[f"{target}:{c}" for c in classes]].to_numpy()[rows]
+            y = np.searchsorted(classes, train_rows[target].to_numpy()[rows])
+            total += float(-np.log(p[np.arange(len(y)), y]).mean())
+        assert total == pytest.approx(history["valid_loss"].iloc[-1], rel=1e-4)
+
+
+def test_layer_decay_gives_each_layer_its_rate():
+    model, _ = create_vision_model("tf_efficientnet_lite0", 5, pretrained=False)
+    groups = param_groups(model, 1e-3, 1e-5, 0.01, layer_decay=0.8)
+    lrs = {g["name"].split("_")[0]: g["lr"] for g in groups}
+    top = max(int(k[5:]) for k in lrs)
+    assert lrs[f"layer{top}"] == pytest.approx(1e-3)  # the head
+    assert lrs["layer0"] == pytest.approx(1e-3 * 0.8 ** top)  # the stem
+    assert sorted(lrs.values()) == [lrs[f"layer{i}"] for i in range(top + 1)]  # deeper: higher
+    head_params = {id(p) for p in model.get_classifier().parameters()}
+    assert all(id(p) in head_params for g in groups if g["name"].startswith(f"layer{top}") for p in g["params"])
+    flat = param_groups(model, 1e-3, 1e-5, 0.01)
+    assert {g["lr"] for g in flat} == {1e-3, 1e-5}
+
+
+def test_drop_path_reaches_the_model():
+    model, _ = create_vision_model("tf_efficientnet_lite0", 5, pretrained=False, drop_path_rate=0.2)
+    rates = [m.drop_prob for m in model.modules() if type(m).__name__ == "DropPath"]
+    assert rates and max(rates) == pytest.approx(0.2, abs=0.02)
+
+
+def test_mixup_trains_one_classification_target_and_refuses_several(ws):
+    from kagglekit.scaffold import new_competition
+    from kagglekit.vision.config import make_heads
+
+    from .test_transfer import _photos
+
+    for seed, label in enumerate(("daisy", "rose", "tulip")):  # one target: mixup can mix it
+        _photos(ws.root / "data" / "petals" / "train" / label, [f"{label}{i}.jpg" for i in range(12)], seed=seed)
+    new_competition("petals", ws)
+    mixed = train("petals", workspace=ws, mixup=0.4, cutmix=1.0, label_smoothing=0.1, **{**TINY, "batch_size": 8})
+    plain = train("petals", workspace=ws, label_smoothing=0.1, **{**TINY, "batch_size": 8})
+    h_mixed, h_plain = (pd.read_csv(r.run.path / "history.csv")["train_loss"] for r in (mixed, plain))
+    assert np.isfinite(h_mixed).all() and not np.allclose(h_mixed, h_plain)  # the batches were mixed
+    make_images(ws.root, n=96, n_test=16, size=32)
+    heads = [Head("y", 0, 3, ("a", "b", "c"))]
+    mix = make_mixup(TrainConfig(mixup=0.4), heads)
+    x, y = torch.rand(8, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    xm, soft = mix(x.clone(), y)
+    assert soft.shape == (8, 3) and torch.allclose(soft.sum(1), torch.ones(8)) and not torch.equal(xm, x)
+    comp = ws.competition("tiny")
+    two_heads, _ = make_heads(comp, __import__("kagglekit").data.load_data(comp, ws).train)
+    with pytest.raises(OptionError, match="mixup / cutmix: kk mixes the labels of one classification target"):
+        make_mixup(TrainConfig(cutmix=1.0), two_heads)
+
+
+def test_a_run_reports_classes_and_calibration(ws):
+    make_images(ws.root, n=96, n_test=16, size=32)
+    result = train("tiny", workspace=ws, **{**TINY, "folds": None})
+    scores = json.loads((result.run.path / "scores.json").read_text())
+    assert {r["class"] for r in scores["per_class"]} == {"circle", "square", "triangle"}
+    assert 0 <= scores["calibration"]["ece"] <= 1 and scores["logloss"] > 0
+    assert (result.run.path / "calibration.png").stat().st_size > 1000
+
+
+def test_bad_toolbox_values_are_refused():
+    with pytest.raises(OptionError, match="--keep: expected one of loss, metric, last, found 'best'"):
+        TrainConfig(keep="best")
+    with pytest.raises(OptionError, match="probe_c: expected a number or 'auto'"):
+        TrainConfig(probe_c="lots")
