@@ -224,6 +224,12 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
             "still averages out the members' noise" if gap.indistinguishable else
             f"the blend beats its best member {members[0].run.id} beyond the folds' noise: gain {gap}"
             if gap.diff > 0 else f"the blend is worse than its best member {members[0].run.id}: {gap}")
+    ll = _logloss_gap(comp, data, folds, targets, oof, members[0].oof) if comp.metric != "logloss" else None
+    if ll is not None and len(members) > 1:  # probabilities matter beyond the metric: say it in log loss too
+        result.notes.append(f"in log loss, the blend {'beats' if ll.diff > 0 else 'does not beat'} its best member "
+                            f"{'beyond' if not ll.indistinguishable else 'within'} the folds' noise: gain {ll}")
+    if result.notes:  # kept with the run: kk run and kk runs can say what the blend gained
+        result.run.update_scores(notes=result.notes)
     if submit:
         result.submission = submission_from_run(data, ws, result.run)
         result.holdout = result.run.scores.get("holdout")
@@ -331,3 +337,19 @@ def _stacking(oofs: Sequence[Preds], tests: Sequence[Preds], comp: Competition, 
         per_member = np.array([c.sum() for c in np.array_split(coef, len(oofs))])
         coefs += per_member / max(per_member.sum(), 1e-12)
     return coefs / coefs.sum(), oof, test
+
+
+def _logloss_gap(comp: Competition, data: CompetitionData, folds: Folds, targets: dict[str, Any], blend: Preds,
+                 best: Preds) -> Any:
+    """Paired per-fold log-loss gain of the blend over its best member, on the first submitted
+    classification target (None when there is none)."""
+    from .predictions import encode_target
+
+    names = [t.name for t in comp.targets if t.submit and targets[t.name].get("classes")]
+    if not names:
+        return None
+    name, logloss = names[0], get_metric("logloss")
+    y = encode_target(data.train[name], targets[name]["classes"])
+    per_fold = [[logloss(y[rows], p[name][rows]) for rows in (np.flatnonzero(folds.fold == f) for f in range(folds.k))]
+                for p in (blend, best)]
+    return fold_gap("logloss", per_fold[0], per_fold[1])

@@ -145,3 +145,35 @@ def test_bad_toolbox_values_are_refused():
         TrainConfig(keep="best")
     with pytest.raises(OptionError, match="probe_c: expected a number or 'auto'"):
         TrainConfig(probe_c="lots")
+
+
+@pytest.mark.slow
+def test_the_ladder_recipe_loads_each_archs_own_weights_and_says_what_the_blend_gains(ws, tmp_path, monkeypatch):
+    """kk run's ladder on one folder of weight files: each stage loads its own arch's file, and the
+    ensemble says in log loss whether it beats its best member beyond the folds' noise."""
+    from safetensors.torch import save_file
+
+    from kagglekit.pipeline import run_pipeline
+    from kagglekit.scaffold import new_competition
+
+    from .test_transfer import _photos
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for arch in ("tf_efficientnet_lite0", "tf_efficientnet_lite2"):  # one file each, as the folder holds them
+        save_file(timm.create_model(arch, pretrained=False).state_dict(), weights / f"{arch}.safetensors")
+    monkeypatch.setenv("KK_WEIGHTS_DIR", str(weights))
+    for seed, label in enumerate(("daisy", "rose", "tulip")):
+        _photos(ws.root / "data" / "petals" / "train" / label, [f"{label}{i}.jpg" for i in range(10)], seed=seed)
+    spec = new_competition("petals", ws)[0]
+    text = spec.read_text().replace('arch = "resnet18"', "batch_size = 8").replace("epochs = 3", "epochs = 1")
+    spec.write_text(text + '\n[stages.lite0]\nsizes = [32]\n\n[stages.lite2]\nsizes = [32, 40]\n')
+    result = run_pipeline("petals", "ladder", workspace=ws)
+    assert [o.stage.name for o in result.outcomes] == ["lite0", "lite2", "ensemble"]
+    runs = {o.stage.name: o.runs[0] for o in result.outcomes}
+    for stage in ("lite0", "lite2"):
+        assert runs[stage].config["arch"] == f"tf_efficientnet_{stage}"
+        source = str(np.load(runs[stage].path / "fold_0" / "preds.npz")["weights_source"])
+        assert source == f"file {weights / f'tf_efficientnet_{stage}.safetensors'}"
+    notes = runs["ensemble"].scores.get("notes", [])
+    assert any(n.startswith("in log loss, the blend") for n in notes), notes

@@ -44,6 +44,9 @@ def run(competition: str = COMPETITION,
             out.print(f"plan of recipe '{result.recipe}': estimated {total / 60:.1f} min for the stages to run")
         return
     out.print(f"recipe '{result.recipe}' done in {result.seconds:.1f}s; final CV {fmt(result.cv)}")
+    for o in result.outcomes:  # what the ensemble gained over its best member, beyond the folds' noise or not
+        for note in (o.runs[0].scores.get("notes", []) if o.stage.pipeline == "ensemble" and o.runs else []):
+            out.print(f"ensemble: {note}", markup=False)
     if result.holdout is not None:
         out.print(f"held-out score of the submission: {result.holdout:.4f}")
     if result.submission:
