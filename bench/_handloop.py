@@ -39,13 +39,17 @@ def frozen_features(x, arch: str, weights: Path, device: str = "cpu") -> np.ndar
 def logistic_regression(feats: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray) -> np.ndarray:
     """Class probabilities of rows ``va`` from a multinomial logistic regression on standardised
     features, its C chosen by a 3-fold inner cross-validation of the log loss on rows ``tr``."""
+    import warnings
+
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 11), cv=3, max_iter=3000,
                                                                  scoring="neg_log_loss"))
-    return model.fit(feats[tr], y[tr]).predict_proba(feats[va])
+    with warnings.catch_warnings():  # scikit-learn 1.8's notices about its 1.10 defaults
+        warnings.simplefilter("ignore", FutureWarning)
+        return model.fit(feats[tr], y[tr]).predict_proba(feats[va])
 
 
 class HandLoop:

@@ -156,9 +156,10 @@ def render_image(slug: str, name: str, found: dict[str, Any], id_col: str, targe
     lines += [
         "# kk train's defaults for this competition (flags override them). Pretrained weights:",
         "# --weights FILE_OR_FOLDER or KK_WEIGHTS_DIR (offline), else timm's hub.",
+        "# epochs: unset, from the training photos of a fold (1 below 600, else about one per 200:",
+        "# kagglekit.vision.config.default_epochs, with its evidence).",
         "[train]",
         'arch = "resnet18"',
-        "epochs = 3",
         "tta = 4",
         "",
     ]

@@ -166,7 +166,7 @@ def test_the_ladder_recipe_loads_each_archs_own_weights_and_says_what_the_blend_
     for seed, label in enumerate(("daisy", "rose", "tulip")):
         _photos(ws.root / "data" / "petals" / "train" / label, [f"{label}{i}.jpg" for i in range(10)], seed=seed)
     spec = new_competition("petals", ws)[0]
-    text = spec.read_text().replace('arch = "resnet18"', "batch_size = 8").replace("epochs = 3", "epochs = 1")
+    text = spec.read_text().replace('arch = "resnet18"', "batch_size = 8\nepochs = 1")
     spec.write_text(text + '\n[stages.lite0]\nsizes = [32]\n\n[stages.lite2]\nsizes = [32, 40]\n')
     result = run_pipeline("petals", "ladder", workspace=ws)
     assert [o.stage.name for o in result.outcomes] == ["lite0", "lite2", "ensemble"]
@@ -177,3 +177,19 @@ def test_the_ladder_recipe_loads_each_archs_own_weights_and_says_what_the_blend_
         assert source == f"file {weights / f'tf_efficientnet_{stage}.safetensors'}"
     notes = runs["ensemble"].scores.get("notes", [])
     assert any(n.startswith("in log loss, the blend") for n in notes), notes
+
+
+def test_epochs_follow_the_size_of_the_set():
+    from kagglekit.vision.config import default_epochs
+
+    assert default_epochs(400) == 1  # dogs vs cats: the probe is most of the model
+    assert default_epochs(800) == 4  # flowers: fine-tuning earns its keep
+    assert default_epochs(100_000) == 10
+    assert [default_epochs(n) for n in range(100, 5000, 100)] == sorted(default_epochs(n) for n in range(100, 5000, 100))
+
+
+def test_a_run_records_the_epochs_it_chose(ws):
+    make_images(ws.root, n=96, n_test=16, size=32)
+    result = train("tiny", workspace=ws, **{k: v for k, v in TINY.items() if k != "epochs"})
+    assert result.run.config["epochs"] == 1  # 48 training images a fold
+    assert len(pd.read_csv(result.run.path / "history.csv")) == 1

@@ -228,16 +228,16 @@ class Learner:
                                 line_search_fn="strong_wolfe")
         feats, y = feats.to(self.device), y.to(self.device)
 
-        def closure() -> torch.Tensor:
+        def closure() -> torch.Tensor:  # a logistic regression: the plain loss (label smoothing is fine-tuning's)
             opt.zero_grad(set_to_none=True)
-            loss = self.loss(head(feats), y) + l2 * sum((w ** 2).sum() for w in weights)
+            loss = self.loss(head(feats), y, smoothing=0.0) + l2 * sum((w ** 2).sum() for w in weights)
             loss.backward()
             return loss
 
         head.train()
         opt.step(closure)
         with torch.no_grad():
-            return float(self.loss(head(feats), y))
+            return float(self.loss(head(feats), y, smoothing=0.0))
 
     def choose_c(self, feats: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
                  grid: tuple[float, ...] = PROBE_C_GRID, k: int = 3) -> tuple[float, dict[float, float]]:

@@ -36,6 +36,7 @@ from .config import (
     TrainResult,
     cache_side,
     config_of,
+    default_epochs,
     default_size,
     machine_plan,
     make_heads,
@@ -203,6 +204,8 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
     data = load_data(comp, ws)
     if cfg.sizes is None:
         cfg.sizes = (default_size(data.train["path"].tolist()),)
+    if cfg.epochs is None:  # by the training images of a fold (see default_epochs)
+        cfg.epochs = default_epochs(round(len(data.train) * (comp.cv.k - 1) / comp.cv.k))
     run_plan = machine_plan(cfg, dist.world)  # device, workers, precision, batch size: kagglekit.machine
     cfg.batch_size = run_plan.batch_size  # the run records the batch it trained with
     torch.set_num_threads(run_plan.threads)
