@@ -185,7 +185,8 @@ def test_epochs_follow_the_size_of_the_set():
     assert default_epochs(400) == 1  # dogs vs cats: the probe is most of the model
     assert default_epochs(800) == 4  # flowers: fine-tuning earns its keep
     assert default_epochs(100_000) == 10
-    assert [default_epochs(n) for n in range(100, 5000, 100)] == sorted(default_epochs(n) for n in range(100, 5000, 100))
+    ladder = [default_epochs(n) for n in range(100, 5000, 100)]
+    assert ladder == sorted(ladder)  # more photos, never fewer epochs
 
 
 def test_a_run_records_the_epochs_it_chose(ws):
