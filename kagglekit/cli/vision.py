@@ -129,6 +129,8 @@ def train(  # options in groups: model, schedule, images, hardware, run
     out.print(f"epochs: {result.run.path / 'history.csv'}", markup=False)
     if result.submission:
         out.print(f"submission: {result.submission}")
+    elif submit and len(result.folds_done) == result.run.meta.get("k") and not result.run.test().shape[0]:
+        out.print("no submission: this competition has no test images (cross-validation only)", markup=False)
     if result.holdout is not None:
         out.print(f"held-out score of the submission: {result.holdout:.4f}")
 

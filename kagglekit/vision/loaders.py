@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..machine import Plan
+from ..machine import Plan, default_batch_size
 from .config import TrainConfig
 from .distributed import Dist
 from .model import Head, split_outputs
@@ -72,7 +72,7 @@ class Loaders:
         self.resize, self.crop_pct = resize
         self.dist = dist or Dist()
         self.workers, self.pin_memory = (plan.workers, plan.pin_memory) if plan else (0, False)
-        self.batch_size = cfg.batch_size or (plan.batch_size if plan else 32)
+        self.batch_size = cfg.batch_size or (plan.batch_size if plan else default_batch_size(None))
         self.calls = 0
 
     def __call__(self, idx: np.ndarray, size: int, *, train: bool, tta: bool = False, mirror: bool = False):
