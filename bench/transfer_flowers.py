@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from _common import REPO, need_shared
 
 ARCH = "tf_efficientnet_lite0"
@@ -57,6 +58,26 @@ def class_probs(run, comp, data, frame: str = "oof") -> tuple[np.ndarray, list[s
     rows = data.train if frame == "oof" else data.test
     return table.set_index(comp.id_column).loc[rows[comp.id_column], [f"{target}:{c}" for c in classes]].to_numpy(), \
         classes
+
+
+def saved_run(folder: Path, data, comp) -> tuple[dict, np.ndarray, list[str], float]:
+    """(config, class probabilities in train's rows, classes, img/s) of a kk run folder: its
+    oof.parquet, or, for an interrupted run, the predictions of its finished folds."""
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text())
+    target = comp.targets[0].name
+    classes = sorted(data.train[target].unique())
+    if (folder / "oof.parquet").is_file():
+        table = pd.read_parquet(folder / "oof.parquet").set_index(comp.id_column).loc[data.train[comp.id_column]]
+        meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() else {}
+        return cfg, table[[f"{target}:{c}" for c in classes]].to_numpy(), classes, \
+            float(meta.get("timings", {}).get("images_per_s", float("nan")))
+    prob = np.full((len(data.train), len(classes)), np.nan)
+    for f in sorted(folder.glob("fold_*/preds.npz")):
+        p = np.load(f)
+        prob[p["valid_idx"]] = p[f"oof_tta:{target}"] if f"oof_tta:{target}" in p else p[f"oof:{target}"]
+    return cfg, prob, classes, float("nan")
 
 
 def kk_step(comp, data, y: np.ndarray, tr: np.ndarray, weights: Path):
@@ -126,15 +147,16 @@ def curve(args, photos_root: Path, weights: Path) -> None:
     from kagglekit.folds import get_folds
 
     with tempfile.TemporaryDirectory() as tmp:
-        ws, comp = new_workspace(Path(tmp) / "full", photos_root.parent, args.data)
+        ws, comp = new_workspace(Path(tmp) / "full", photos_root.parent.parent, args.data)
         data = load_data(comp, ws)
         folds = get_folds(data, ws)
         target = comp.targets[0].name
         classes = sorted(data.train[target].unique())
         y = np.searchsorted(classes, data.train[target].to_numpy())
         held, rest = np.flatnonzero(folds.fold == 0), np.flatnonzero(folds.fold != 0)
-        x = preload(data.train["path"].tolist(), ARCH, weights)
-        feats = frozen_features(x, ARCH, weights)
+        wfile = weights / f"{ARCH}.safetensors"
+        x = preload(data.train["path"].tolist(), ARCH, wfile)
+        feats = frozen_features(x, ARCH, wfile)
         rng = np.random.default_rng(0)
         print(f"\nlearning curve: {len(held)} held-out photos (fold 0), the same for every size; kk with its "
               f"defaults (one fold of its CV trained, test = the held-out photos)")
@@ -175,6 +197,7 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="methods to leave out: hand, lr")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved throughput epochs of each")
     ap.add_argument("--curve", action="store_true", help="the learning curve instead")
+    ap.add_argument("--kk-run", help="score this finished (or interrupted) kk run folder instead of training kk again")
     args = ap.parse_args()
     photos_root = need_shared(args.data) / "train"
     sys.path.insert(0, str(REPO))
@@ -199,14 +222,18 @@ def main() -> None:
         folds = get_folds(data, ws)
         rows = np.flatnonzero(np.isin(folds.fold, run_folds))
         t = time.perf_counter()
-        r = kk.train(comp, workspace=ws, arch=ARCH, weights=str(weights), folds=tuple(run_folds), progress=True)
-        cfg = r.run.config
-        prob, classes = class_probs(r.run, comp, data)
+        if args.kk_run:
+            cfg, prob, classes, ips = saved_run(Path(args.kk_run), data, comp)
+        else:
+            r = kk.train(comp, workspace=ws, arch=ARCH, weights=str(weights), folds=tuple(run_folds), progress=True)
+            cfg, ips = r.run.config, r.images_per_second
+            prob, classes = class_probs(r.run, comp, data)
         y = np.searchsorted(classes, data.train[comp.targets[0].name].to_numpy())
         kk_name = f"kk train (kk new's spec, {cfg['epochs']} epochs)"
-        results[kk_name] = (prob[rows], r.images_per_second, time.perf_counter() - t)
+        results[kk_name] = (prob[rows], ips, time.perf_counter() - t)
+        weights = weights / f"{ARCH}.safetensors"  # the anchors load the file itself
         shown = ("epochs", "lr", "lr_mult", "layer_decay", "label_smoothing", "ema", "keep", "probe_c", "tta")
-        print(f"kk run {r.run.id}: {', '.join(f'{k}={cfg.get(k)}' for k in shown)}", flush=True)
+        print(f"kk run: {', '.join(f'{k}={cfg.get(k)}' for k in shown)}", flush=True)
 
         t = time.perf_counter()
         x = preload(data.train["path"].tolist(), ARCH, weights)
