@@ -53,7 +53,8 @@ def logistic_regression(feats: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np
 
 
 class HandLoop:
-    """A timm-style fine-tune of ``arch`` on preloaded tensors: pretrained body, new head, AdamW
+    """A timm-style fine-tune of ``arch`` on preloaded tensors: pretrained body, new head (normal,
+    std 0.01), AdamW
     (lr 3e-4, weight decay 0.05) with a linear warm-up over the first epoch's tenth then cosine
     decay, label smoothing 0.1, random horizontal flips, batch 32, channels_last; fp16 autocast with
     a gradient scaler or bf16 autocast when ``precision`` asks for it (on a GPU)."""
@@ -66,6 +67,10 @@ class HandLoop:
         torch.manual_seed(seed)
         model = timm.create_model(arch, pretrained=True, num_classes=classes,
                                   pretrained_cfg_overlay={"file": str(weights)})
+        # the new head re-initialised small, as a careful hand-written loop would: timm's own init of
+        # EfficientNet's classifier starts far off (0.74 accuracy on flowers fold 0 after 4 epochs)
+        torch.nn.init.normal_(model.get_classifier().weight, std=0.01)
+        torch.nn.init.zeros_(model.get_classifier().bias)
         self.device, self.batch = torch.device(device), batch
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.xt, self.yt = x[tr], torch.from_numpy(y[tr]).long()
