@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "baseline": "kagglekit.tabular.baseline",
     "train": "kagglekit.vision.training",
+    "doctor": "kagglekit.doctor",
     "TrainConfig": "kagglekit.vision.config",
     "lr_find": "kagglekit.vision.lr_finder",
     "merge": "kagglekit.vision.training",
