@@ -133,34 +133,11 @@ def hand_written(x, y: np.ndarray, tr: np.ndarray, va: np.ndarray, weights: Path
 
 
 def kk_epochs(comp, data, tr: np.ndarray, y: np.ndarray, weights: Path):
-    """kk train's own training step on fold rows ``tr``: its model and head, Learner (frozen batch-norm
-    statistics, discriminative learning rates, one-cycle), Loaders (cached images, albumentations).
-    Returns a function running one epoch and returning its images/s."""
-    import torch
+    """kk train's own training step on fold rows ``tr``, with today's defaults and this machine's
+    plan (the flowers bench's ``kk_step``). Returns a function running one epoch, giving its images/s."""
+    from transfer_flowers import kk_step
 
-    from kagglekit.vision.config import cache_side, make_heads, resize_method, resolve_config
-    from kagglekit.vision.data import load_images
-    from kagglekit.vision.learner import Learner, OneCycle
-    from kagglekit.vision.loaders import Loaders
-    from kagglekit.vision.model import create_vision_model, model_stats, resize_policy
-
-    cfg = resolve_config(comp, None, {})
-    cfg.sizes = tuple(cfg.sizes or (224,))
-    heads, targets = make_heads(comp, data.train)
-    images = load_images(data.train["path"].tolist(), cache_side(cfg, comp))
-    model, _ = create_vision_model(cfg.arch, heads[-1].stop, pretrained=True, weights=weights)
-    learner = Learner(model, heads, torch.device("cpu"), frozen_bn_stats=True)
-    loader = Loaders(images, targets, cfg, *model_stats(model), resize_policy(resize_method(cfg, comp), cfg.arch, True),
-                     0)(tr, cfg.sizes[0], train=True)
-    opt = learner.optimizer(1e-3, 1e-5, cfg.weight_decay)
-    sched = OneCycle(opt, 10 * len(loader), pct_start=0.3, div=5)
-
-    def epoch() -> float:
-        t = time.perf_counter()
-        _, seen = learner.train_epoch(loader, opt, sched)
-        return seen / (time.perf_counter() - t)
-
-    return epoch
+    return kk_step(comp, data, y, tr, weights)
 
 
 def interleaved_throughput(comp, data, x, y: np.ndarray, tr: np.ndarray, weights: Path,
