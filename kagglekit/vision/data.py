@@ -100,14 +100,42 @@ def load_images(paths: list[str], size: int, cache_dir: Path | None = None, *, s
         return list(it)
 
 
+def trivial_augment(strength: float = 1.0):
+    """TrivialAugment (Müller & Hutter, 2021) in albumentations: one operation drawn uniformly from
+    RandAugment's fourteen (identity included), at a magnitude drawn uniformly up to the standard
+    maximum x ``strength``: shear 0.3, translate 45%, rotate 30 degrees, brightness, colour,
+    contrast and sharpness factors 1 +/- 0.9, posterize to 4 bits, solarize, autocontrast, equalize."""
+    import albumentations as A
+
+    m = max(0.0, min(strength, 1.0))
+    shear, turn, factor = float(np.degrees(np.arctan(0.3 * m))), 30.0 * m, (1 - 0.9 * m, 1 + 0.9 * m)
+    still = {"brightness": 0, "contrast": 0, "saturation": 0, "hue": 0}
+    ops = [A.NoOp(p=1.0),
+           A.Affine(shear={"x": (-shear, shear), "y": (0, 0)}, p=1.0),
+           A.Affine(shear={"x": (0, 0), "y": (-shear, shear)}, p=1.0),
+           A.Affine(translate_percent={"x": (-0.45 * m, 0.45 * m), "y": (0, 0)}, p=1.0),
+           A.Affine(translate_percent={"x": (0, 0), "y": (-0.45 * m, 0.45 * m)}, p=1.0),
+           A.Affine(rotate=(-turn, turn), p=1.0),
+           A.ColorJitter(**{**still, "brightness": factor}, p=1.0),
+           A.ColorJitter(**{**still, "saturation": factor}, p=1.0),
+           A.ColorJitter(**{**still, "contrast": factor}, p=1.0),
+           A.Sharpen(alpha=(0.0, 0.9 * m), lightness=(1.0, 1.0), p=1.0),
+           A.Posterize(num_bits=(max(1, round(8 - 4 * m)), 8), p=1.0),
+           A.Solarize(threshold_range=(1 - m, 1.0), p=1.0),
+           A.AutoContrast(p=1.0),
+           A.Equalize(p=1.0)]
+    return A.OneOf(ops, p=1.0)
+
+
 def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...], *, train: bool,
                      resize: str = "squish", crop_pct: float = 1.0, flip: bool = True, strength: float = 1.0,
-                     seed: int | None = None, mirror: bool = False):
-    """albumentations pipelines. Train: random resized crop (scale 0.75-1), flips, small affine,
-    brightness/contrast. Valid/test: resize to ``size`` by squish, pad or crop (shorter side to
-    ``size / crop_pct``, then the centre ``size`` x ``size``: timm's evaluation transform).
-    ``mirror`` flips the validation transform's output left-right (TTA's deterministic view).
-    albumentations 2.x ignores the global seeds: ``seed`` makes its random draws reproducible."""
+                     seed: int | None = None, mirror: bool = False, policy: str = "basic"):
+    """albumentations pipelines. Train: random resized crop (scale 0.75-1), flips, then ``policy``:
+    basic (small affine, brightness/contrast) or trivial (:func:`trivial_augment`). Valid/test:
+    resize to ``size`` by squish, pad or crop (shorter side to ``size / crop_pct``, then the centre
+    ``size`` x ``size``: timm's evaluation transform). ``mirror`` flips the validation transform's
+    output left-right (TTA's deterministic view). albumentations 2.x ignores the global seeds:
+    ``seed`` makes its random draws reproducible."""
     import albumentations as A
     import cv2
 
@@ -116,7 +144,9 @@ def build_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
         ops = [A.RandomResizedCrop(size=(size, size), scale=(1 - 0.25 * strength, 1.0))]
         if flip:
             ops.append(A.HorizontalFlip(p=0.5))
-        if strength > 0:
+        if policy == "trivial" and strength > 0:
+            ops.append(trivial_augment(strength))
+        elif strength > 0:
             ops += [A.Affine(rotate=(-10 * strength, 10 * strength), scale=(1 - 0.1 * strength, 1 + 0.1 * strength),
                              translate_percent=(-0.05 * strength, 0.05 * strength), p=0.5),
                     A.RandomBrightnessContrast(brightness_limit=0.2 * strength, contrast_limit=0.2 * strength, p=0.5)]
@@ -145,8 +175,11 @@ def reseed(transform, seed: int) -> None:
     import random
 
     g, r = np.random.Generator(np.random.Philox(key=seed)), random.Random(seed)
-    for t in (transform, *transform.transforms):
+    stack = [transform]
+    while stack:  # nested ones too (OneOf's choices)
+        t = stack.pop()
         t.random_generator, t.py_random = g, r
+        stack.extend(getattr(t, "transforms", ()))
 
 
 class ImageDataset:

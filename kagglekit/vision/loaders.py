@@ -86,7 +86,7 @@ class Loaders:
 
         self.calls += 1  # each loader draws its own augmentations, the same ones in every identical run
         tf = build_transforms(size, self.mean, self.std, train=train or tta, resize=self.resize, crop_pct=self.crop_pct,
-                              flip=self.cfg.flip, mirror=mirror,
+                              flip=self.cfg.flip, mirror=mirror, policy=self.cfg.policy if train else "basic",
                               strength=self.cfg.aug if train else min(self.cfg.aug, 0.5),
                               seed=self.seed * 1000 + self.calls)
         rows = np.asarray(idx) if train else self.dist.shard(np.asarray(idx))
