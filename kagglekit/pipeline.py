@@ -20,12 +20,13 @@ from typing import Any
 
 from .errors import SpecError, did_you_mean, one_of
 from .runs import Run, RunStore, data_fingerprint
-from .spec import TRAIN_KEYS, Competition, _Table, validate_name
+from .spec import Competition, _Table, validate_name
+from .trainconfig import SPEC_KEYS, check_table
 from .workspace import Workspace, resolve
 
 STAGE_KEYS = {
     "baseline": {"models", "params", "seed", "k", "time_budget"},
-    "train": set(TRAIN_KEYS),
+    "train": set(SPEC_KEYS),
     "ensemble": {"method"},
 }
 # rough training speed on a 2-core CPU at 64 px, batch 32 (images/s), for --dry-run estimates
@@ -105,7 +106,11 @@ def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Re
         stage_name = t.get("name", str, required=True)
         pipeline = t.get("pipeline", str, required=True, choices=tuple(STAGE_KEYS))
         params = {k: v for k, v in t.data.items() if k not in ("name", "pipeline")}
+        if pipeline == "train":
+            check_table(params, path, f"stages[{i}]")
         if comp is not None and stage_name in comp.stages:
+            if pipeline == "train":
+                check_table(comp.stages[stage_name], comp.spec_file, f"stages.{stage_name}")
             params.update(comp.stages[stage_name])
         allowed = STAGE_KEYS[pipeline]
         for k in params:

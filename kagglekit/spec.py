@@ -14,17 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError, did_you_mean, one_of
+from .trainconfig import RESIZE_METHODS, check_table
 
 TASKS = ("binary", "multiclass", "regression", "multilabel")
 KINDS = ("tabular", "image")
 CV_KINDS = ("kfold", "stratified", "group", "time-ordered", "multilabel-stratified")
 IMAGE_LAYOUTS = ("csv", "folder", "filename")
-# keys of a competition's [train] table and of a recipe's train stages: TrainConfig's fields
-TRAIN_KEYS = ("arch", "epochs", "sizes", "batch_size", "accum", "lr", "lr_mult", "weight_decay", "freeze_epochs",
-              "probe", "frozen_bn_stats", "tta", "pretrained", "weights", "seed", "resize", "flip", "aug",
-              "label_smoothing", "folds", "precision", "ema", "keep", "probe_c", "layer_decay", "drop_path", "mixup",
-              "cutmix")
-RESIZE_METHODS = ("auto", "squish", "crop", "pad")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -279,10 +274,7 @@ def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Comp
     train: dict[str, Any] = {}
     train_t = top.table("train")
     if train_t is not None:
-        for k in train_t.data:
-            if k not in TRAIN_KEYS:
-                raise train_t.error(k, f"unknown key; allowed keys here are {one_of(TRAIN_KEYS)}"
-                                    f"{did_you_mean(k, TRAIN_KEYS)}")
+        check_table(train_t.data, file, "train")
         train = dict(train_t.data)
     stages: dict[str, dict[str, Any]] = {}
     st_t = top.table("stages")

@@ -42,32 +42,6 @@ class Device(StrEnum):
     mps = "mps"
 
 
-class Precision(StrEnum):
-    """kk train --precision (``machine.PRECISIONS``)."""
-
-    auto = "auto"
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-class Resize(StrEnum):
-    """kk train --resize (the spec's ``RESIZE_METHODS``)."""
-
-    auto = "auto"
-    squish = "squish"
-    crop = "crop"
-    pad = "pad"
-
-
-class Cache(StrEnum):
-    """kk train --cache (``vision.packed.CACHE_MODES``)."""
-
-    auto = "auto"
-    memory = "memory"
-    disk = "disk"
-
-
 def value(choice: Enum | None) -> str | None:
     """The plain string of an Enum choice, for the library."""
     return None if choice is None else str(choice.value)

@@ -29,10 +29,10 @@ def tune(
 ) -> None:
     """Search a model's parameters on the shared folds; write the best as a recipe in pipelines/."""
     from ..tuning import tune as run_tune
-    from .vision import _pretrained, _sizes
+    from ._train_options import parse_bool_or_auto, parse_ints
 
-    image = {"sizes": _sizes(sizes), "folds": image_folds, "max_epochs": max_epochs,
-             "pretrained": _pretrained(pretrained), "weights": weights}
+    image = {"sizes": parse_ints(sizes), "folds": image_folds, "max_epochs": max_epochs,
+             "pretrained": parse_bool_or_auto(pretrained), "weights": weights}
     r = run_tune(competition, model=model, trials=trials, timeout=timeout, storage=storage, study_name=study,
                  threads=threads, seed=seed, workspace=workspace(), progress=True, finalize=finalize,
                  recipe_name=name, image=image)

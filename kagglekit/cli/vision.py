@@ -4,102 +4,35 @@ from __future__ import annotations
 
 import typer
 
+from ..trainconfig import FIELDS, flag_of
 from ._app import (
     COMPETITION,
-    Cache,
-    Device,
-    Precision,
-    Resize,
     app,
     console,
     fmt,
-    value,
     workspace,
 )
-
-
-def _sizes(value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in value.split(",") if s.strip())
-    except ValueError:
-        raise typer.BadParameter(f"expected sizes like 128 or 128,224, found {value!r}") from None
-
-
-def _pretrained(value: str) -> bool | str:
-    low = value.lower()
-    if low in ("auto",):
-        return "auto"
-    if low in ("true", "yes", "1"):
-        return True
-    if low in ("false", "no", "0"):
-        return False
-    raise typer.BadParameter(f"expected auto, true or false, found {value!r}")
-
-
-ARCH = typer.Option(None, "--arch", "-a", help="any timm model name, e.g. convnext_small [default: the spec's "
-                   "[train] arch, else resnet18]")
-SIZES = typer.Option(None, "--sizes", help="image size, or sizes for progressive resizing: 128,224 [default: the "
-                     "spec's, else the images' own size up to 224]")
-PRETRAINED = typer.Option(None, "--pretrained", help="auto (local weights, hub, else scratch), true or false")
-WEIGHTS = typer.Option(None, "--weights", help="weight file or folder of weight files (offline); or KK_WEIGHTS_DIR")
-
-
-def _given(**flags) -> dict:
-    """The flags the user gave, converted: the rest come from the spec's [train] table, then from
-    kk's defaults."""
-    conv = {"sizes": _sizes, "pretrained": _pretrained,
-            "folds": lambda v: tuple(int(f) for f in v.split(",") if f.strip())}
-    return {k: conv.get(k, lambda v: v)(v) for k, v in flags.items() if v is not None}
+from ._train_options import with_train_options
 
 
 @app.command("train")
-def train(  # options in groups: model, schedule, images, hardware, run
+@with_train_options()
+def train(
     competition: str = COMPETITION,
-    arch: str = ARCH,
-    pretrained: str = PRETRAINED,
-    weights: str = WEIGHTS,
-    epochs: int = typer.Option(None, "--epochs", "-e", help="epochs after the probe [default: 5]"),
-    sizes: str = SIZES,
-    batch_size: int = typer.Option(None, "--batch-size", "-b", help="the global batch [default: 32 on a CPU, "
-                                   "sized to the GPU's memory]"),
-    accum: int = typer.Option(None, "--accum", help="gradient accumulation steps (same update, less memory)"),
-    lr: str = typer.Option(None, "--lr", help="learning rate, or 'auto' for the learning-rate finder "
-                           "[default: 2e-3]"),
-    seed: int = typer.Option(None, "--seed"),
-    resize: Resize = typer.Option(None, "--resize", help="valid/test resize [default: the spec's; auto = the "
-                                  "pretrained model's centre crop]"),
-    flip: bool = typer.Option(None, "--flip/--no-flip", help="horizontal flips in augmentation"),
-    tta: int = typer.Option(None, "--tta", help="test-time augmentation passes [default: 0]"),
-    skip_bad_images: bool = typer.Option(None, "--skip-bad-images", help="skip unreadable images with a warning"),
-    device: Device = typer.Option(None, "--device", help="where to train [default: auto: cuda when there is one]"),
-    precision: Precision = typer.Option(None, "--precision", help="autocast: bf16 from sm 8.0, fp16 with a gradient "
-                                        "scaler on sm 6.0/7.x, fp32 on CPUs [default: auto; kk doctor shows it]"),
-    devices: int = typer.Option(None, "--devices", help="processes, one per GPU (DDP via torchrun; on CPU: gloo) "
-                                "[default: 1]"),
-    workers: int = typer.Option(None, "--workers", help="DataLoader worker processes [default: sized to the "
-                                "machine]"),
-    cache: Cache = typer.Option(None, "--cache", help="pre-resized images held in memory, or streamed from a packed "
-                                "file on disk [default: auto: disk when they would take over a quarter of the free "
-                                "memory]"),
-    compile: bool = typer.Option(None, "--compile", help="torch.compile the training step (GPUs, long runs)"),
-    folds: str = typer.Option(None, "--folds", help="run only these folds, e.g. 0,1 (merge later with kk merge)"),
     resume: str = typer.Option(None, "--resume", help="continue an interrupted run from its last finished epoch"),
     submit: bool = typer.Option(True, "--submit/--no-submit", help="write the validated submission CSV"),
     new: bool = typer.Option(False, "--new", help="train again even when an identical finished run exists"),
+    options: dict | None = None,
 ) -> None:
     """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission.
     Unset options come from the competition's [train] table, then from kk's defaults."""
     from ..errors import KKError
     from ..vision.training import train as run_train
 
-    overrides = _given(arch=arch, epochs=epochs, sizes=sizes, batch_size=batch_size, accum=accum, lr=lr, tta=tta,
-                       pretrained=pretrained, weights=weights, folds=folds, seed=seed,
-                       num_workers=workers, resize=value(resize), flip=flip, skip_bad_images=skip_bad_images,
-                       devices=devices, cache=value(cache), compile=compile, device=value(device),
-                       precision=value(precision))
+    overrides = options or {}
     if resume and overrides:
-        raise KKError(f"--resume continues run {resume} with its own configuration; drop --"
-                      f"{next(iter(overrides)).replace('_', '-')} (or start a new run without --resume)")
+        raise KKError(f"--resume continues run {resume} with its own configuration; drop "
+                      f"{flag_of(FIELDS[next(iter(overrides))])} (or start a new run without --resume)")
     from ..vision.launch import EPOCH_HEADER, format_epoch
 
     out = console()
@@ -151,14 +84,12 @@ def _print_classes(out, scores: dict) -> None:  # noqa: ANN001
 
 
 @app.command("lr-find")
-def lr_find(competition: str = COMPETITION, arch: str = ARCH, sizes: str = SIZES,
-            batch_size: int = typer.Option(None, "--batch-size", "-b"), pretrained: str = PRETRAINED,
-            weights: str = WEIGHTS) -> None:
+@with_train_options(("arch", "sizes", "batch_size", "pretrained", "weights"))
+def lr_find(competition: str = COMPETITION, options: dict | None = None) -> None:
     """Learning-rate finder: sweep, suggest fastai's 'valley', save the loss-vs-lr plot."""
     from ..vision.lr_finder import lr_find as run_lr_find
 
-    suggestion, path = run_lr_find(competition, workspace=workspace(), **_given(
-        arch=arch, sizes=sizes, batch_size=batch_size, pretrained=pretrained, weights=weights))
+    suggestion, path = run_lr_find(competition, workspace=workspace(), **(options or {}))
     console().print(f"suggested learning rate (valley): {suggestion:.2e}\nplot: {path}")
 
 

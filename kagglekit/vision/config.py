@@ -1,4 +1,4 @@
-"""``kk train``'s configuration: the TrainConfig dataclass, how it is resolved from the
+"""``kk train``'s configuration: how the TrainConfig (``kagglekit.trainconfig``) is resolved from the
 competition's ``[train]`` table and flags, the default image size, the heads, and the phases of
 fastai's fine-tuning."""
 
@@ -12,91 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import OptionError, SpecError, did_you_mean
+from ..errors import SpecError
 from ..machine import Plan
 from ..predictions import encode_target, target_info
 from ..runs import Run
 from ..spec import Competition
+from ..trainconfig import TrainConfig
 from .model import Head
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as the run's config)."""
-
-    arch: str = "resnet18"
-    epochs: int | None = None  # fine-tuning epochs after the probe; None: by the number of training images
-    sizes: tuple[int, ...] | None = None  # None: the images' own size, at most 224 (never up-sampled)
-    batch_size: int | None = None  # the global batch; None: 32 on a CPU, sized to the GPU's memory (kagglekit.machine)
-    accum: int = 1
-    lr: float | str = 2e-3  # or "auto": the learning-rate finder's suggestion
-    lr_mult: float = 100.0  # body learning rate = lr / lr_mult after unfreezing (pretrained models)
-    weight_decay: float = 0.01
-    freeze_epochs: int = 0  # fastai's frozen epochs (head and norm layers), after the probe
-    probe: bool = True  # pretrained: fit the new head on frozen features first (LP-FT)
-    frozen_bn_stats: bool = True  # pretrained: batch norm keeps its ImageNet statistics while fine-tuning
-    tta: int = 0
-    pretrained: bool | str = "auto"
-    weights: str | None = None
-    folds: tuple[int, ...] | None = None
-    seed: int = 42
-    device: str = "auto"
-    precision: str = "auto"  # autocast: auto (by the GPU's capability, kagglekit.machine) | fp32 | fp16 | bf16
-    num_workers: int | None = None
-    resize: str | None = None  # auto | squish | crop | pad; default from the spec
-    flip: bool = True
-    aug: float = 1.0  # augmentation strength
-    label_smoothing: float = 0.0
-    # The fine-tuning toolbox; defaults measured on flowers-small (bench/transfer_flowers.py, README):
-    ema: float = 0.9998  # > 0: an exponential moving average of the weights (timm's, with warm-up) predicts
-    keep: str = "loss"  # the epoch that predicts: loss (lowest validation log loss) | metric | last
-    probe_c: float | str = "auto"  # the linear probe's C (scikit-learn's meaning), or "auto": by inner CV
-    layer_decay: float | None = 0.8  # layer-wise lr decay of pretrained bodies; None: the body at lr / lr_mult
-    drop_path: float = 0.0  # stochastic depth rate
-    mixup: float = 0.0  # mixup alpha (timm's Mixup; one classification target)
-    cutmix: float = 0.0  # cutmix alpha
-    skip_bad_images: bool = False
-    devices: int = 1  # > 1: one DDP process per device (GPUs, or CPU processes with gloo), via torchrun
-    cache: str = "auto"  # pre-resized images: memory | disk (streamed from a packed file) | auto
-    compile: bool = False  # torch.compile the training step (pays on GPUs for long runs; compiling takes minutes)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.lr, str) and self.lr != "auto":
-            try:
-                self.lr = float(self.lr)
-            except ValueError:
-                raise OptionError(f"--lr: expected a number or 'auto', found {self.lr!r}") from None
-        if self.accum < 1 or (self.batch_size is not None and self.batch_size < 1) or \
-                (self.epochs is not None and self.epochs < 1):
-            raise OptionError("--accum, --batch-size and --epochs must be at least 1")
-        if self.devices < 1:
-            raise OptionError(f"--devices: expected a number of devices of at least 1, found {self.devices}")
-        if self.batch_size is not None and self.batch_size % self.devices:
-            raise OptionError(f"--batch-size {self.batch_size} does not split evenly over --devices {self.devices}: "
-                            f"each process takes an equal share of every batch; use a multiple of {self.devices}, "
-                            f"e.g. {self.batch_size // self.devices * self.devices or self.devices}")
-        if self.sizes is not None:
-            if not self.sizes:
-                raise OptionError("--sizes: give at least one image size, e.g. 128 or 128,224")
-            self.sizes = tuple(int(s) for s in self.sizes)
-        if self.folds is not None:
-            self.folds = tuple(int(f) for f in self.folds)
-        from ..machine import DEVICES, PRECISIONS
-        from ..spec import RESIZE_METHODS
-        from .fold import KEEP
-        from .packed import CACHE_MODES
-
-        if self.probe_c != "auto":
-            try:
-                self.probe_c = float(self.probe_c)
-            except (TypeError, ValueError):
-                raise OptionError(f"probe_c: expected a number or 'auto', found {self.probe_c!r}") from None
-        for flag, value, allowed in (("--resize", self.resize, RESIZE_METHODS), ("--cache", self.cache, CACHE_MODES),
-                                     ("--keep", self.keep, KEEP),
-                                     ("--device", self.device, DEVICES), ("--precision", self.precision, PRECISIONS)):
-            if value is not None and value not in allowed:
-                raise OptionError(f"{flag}: expected one of {', '.join(allowed)}, found {value!r}"
-                                f"{did_you_mean(value, allowed)}")
 
 
 @dataclass

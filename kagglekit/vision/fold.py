@@ -29,8 +29,6 @@ from .model import (
     split_outputs,
 )
 
-KEEP = ("loss", "metric", "last")  # which epoch of a fold predicts: see Checkpointer
-
 
 class Checkpointer:
     """A fold's checkpoints: ``best.pt`` (the weights of the kept epoch, and the size it was

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, KKError
+from ..trainconfig import CACHE_MODES
 from ..workspace import human_bytes
 
-CACHE_MODES = ("auto", "memory", "disk")
 MEMORY_SHARE = 0.25  # "auto" holds images in memory when they take at most this share of the available memory
 
 
