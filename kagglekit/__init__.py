@@ -23,11 +23,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "baseline": "kagglekit.tabular.baseline",
-    "train": "kagglekit.vision.training",
+    "train": "kagglekit.vision.launch",
     "doctor": "kagglekit.doctor",
-    "TrainConfig": "kagglekit.vision.config",
+    "TrainConfig": "kagglekit.trainconfig",
     "lr_find": "kagglekit.vision.lr_finder",
-    "merge": "kagglekit.vision.training",
+    "merge": "kagglekit.vision.results",
     "ensemble": "kagglekit.blend",
     "run_pipeline": "kagglekit.pipeline",
     "tune": "kagglekit.tuning",

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import umask_mode
 from .errors import SpecError, did_you_mean, one_of
+from .files import umask_mode
 
 GENERATORS: dict[str, Callable[[Path], None]] = {}
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import CompetitionData, atomic_write_bytes, atomic_write_parquet
+from .data import CompetitionData
 from .errors import DataError
+from .files import atomic_write_bytes, atomic_write_parquet
 from .spec import Competition, CVSpec
 from .workspace import Workspace
 

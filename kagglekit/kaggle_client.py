@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .data import umask_mode
 from .errors import DataError, KKError
+from .files import umask_mode
 from .spec import Competition
 from .workspace import Workspace
 

@@ -239,7 +239,7 @@ def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, prod
 
 def _run_train(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],
                progress: bool) -> tuple[list[Run], bool]:
-    from .vision.training import train
+    from .vision.launch import train
 
     # the stage's parameters over the competition's [train] defaults
     result = train(comp, workspace=ws, progress=progress, submit=False, record={"stage_key": key, "stage": stage.name},

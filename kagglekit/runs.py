@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import atomic_write_bytes, atomic_write_parquet
 from .errors import RunError, did_you_mean
+from .files import atomic_write_bytes, atomic_write_parquet
 from .metrics import get_metric
 from .spec import Competition
 from .workspace import Workspace

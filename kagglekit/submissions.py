@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import CompetitionData, atomic_write_bytes, read_table
+from .data import CompetitionData, read_table
 from .errors import SubmissionError
+from .files import atomic_write_bytes
 from .metrics import get_metric
 from .predictions import encode_target, from_frame, target_classes
 from .runs import Run

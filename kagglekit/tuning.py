@@ -174,7 +174,7 @@ def write_recipe(ws: Workspace, name: str, comp: Competition, model: str, result
             f'[[stages]]\nname = "{model}-tuned"\npipeline = "baseline"\nmodels = ["{model}"]\n'
             f"params = {{ {model} = {{ {params} }} }}\n\n"
             f'[[stages]]\nname = "ensemble"\npipeline = "ensemble"\nmethod = "greedy"\n')
-    from .data import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode())
     return path
@@ -212,7 +212,7 @@ def _image_objective(comp: Competition, ws: Workspace, arch: str, image: dict[st
     import optuna
 
     from .vision.config import search_space
-    from .vision.training import train
+    from .vision.launch import train
 
     opts = dict(image or {})
     n_folds = int(opts.pop("folds", 1))
@@ -247,7 +247,7 @@ def write_image_recipe(ws: Workspace, name: str, comp: Competition, arch: str, r
             f'description = "{arch} with tuned learning rate, epochs and augmentation, then an ensemble."\n\n'
             f'[[stages]]\nname = "{arch}-tuned"\npipeline = "train"\narch = "{arch}"\n{body}\n\n'
             f'[[stages]]\nname = "ensemble"\npipeline = "ensemble"\nmethod = "greedy"\n')
-    from .data import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     ws.pipelines_dir.mkdir(parents=True, exist_ok=True)
     path = ws.pipelines_dir / f"{name}.toml"

@@ -183,7 +183,7 @@ def test_files_and_folders_follow_the_umask(ws):
     import os
     import stat
 
-    from kagglekit.data import _umask, atomic_write_bytes
+    from kagglekit.files import _umask, atomic_write_bytes
     from kagglekit.workspace import Workspace
 
     old = os.umask(0o027)  # group may read, others nothing: neither mkstemp's 0600 nor a plain 0644

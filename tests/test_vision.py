@@ -288,7 +288,7 @@ def test_tta_is_used_only_when_it_does_not_hurt_the_oof_score(ws, tta_is_better)
     from kagglekit.folds import get_folds
     from kagglekit.predictions import encode_target
     from kagglekit.vision.config import make_heads
-    from kagglekit.vision.training import assemble
+    from kagglekit.vision.results import assemble
 
     make_images(ws.root, n=60, n_test=10, size=16)
     data = load_data(ws.competition("tiny"), ws)
@@ -305,6 +305,6 @@ def test_tta_is_used_only_when_it_does_not_hurt_the_oof_score(ws, tta_is_better)
             p[f"oof:{h.name}"], p[f"oof_tta:{h.name}"] = (bad, good) if tta_is_better else (good, bad)
             p[f"test:{h.name}"] = p[f"test_tta:{h.name}"] = np.full((len(data.test), len(h.classes)), 0.5)
         fold_preds[f] = p
-    res = assemble(ws.root, data, folds, heads, fold_preds)
+    res = assemble(data, folds, heads, fold_preds)
     assert res["best"] == ("tta" if tta_is_better else "plain")
     assert res["scores"][res["best"]]["cv"] >= res["scores"]["plain"]["cv"]

@@ -27,13 +27,13 @@ def train(
     """Fine-tune a timm CNN on the shared folds: OOF and test predictions, a validated submission.
     Unset options come from the competition's [train] table, then from kk's defaults."""
     from ..errors import KKError
-    from ..vision.training import train as run_train
+    from ..vision.launch import train as run_train
 
     overrides = options or {}
     if resume and overrides:
         raise KKError(f"--resume continues run {resume} with its own configuration; drop "
                       f"{flag_of(FIELDS[next(iter(overrides))])} (or start a new run without --resume)")
-    from ..vision.launch import EPOCH_HEADER, format_epoch
+    from ..vision.progress import EPOCH_HEADER, format_epoch
 
     out = console()
     out.print(EPOCH_HEADER, markup=False)
@@ -98,7 +98,7 @@ def merge(competition: str = COMPETITION,
           runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
           submit: bool = typer.Option(True, "--submit/--no-submit")) -> None:
     """Merge runs that trained different folds of the same config into one run."""
-    from ..vision.training import merge as run_merge
+    from ..vision.results import merge as run_merge
 
     result = run_merge(competition, runs, workspace=workspace(), submit=submit)
     out = console()

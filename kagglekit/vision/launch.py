@@ -1,10 +1,11 @@
-"""``kk train --devices N``: start N training processes with torchrun and collect rank 0's result.
+"""``kk train``'s entry: the run's configuration, then one training process, or N under torchrun.
 
-The parent process writes what to train (the competition, its workspace and the resolved
-configuration) to a private folder, runs ``python -m torch.distributed.run --standalone
---nproc_per_node N -m kagglekit.vision.launch <folder>``, and reads back the result rank 0 leaves
-there. Each child joins the process group (see :mod:`.distributed`) and runs the ordinary
-``train``: the same code path as one process.
+:func:`train` resolves what to train (the competition, the configuration from the spec's
+``[train]`` table and the flags, or an interrupted run's own) and either trains in this process
+(:func:`.training.train_here`) or, with ``devices`` > 1, writes the job to a private folder, runs
+``python -m torch.distributed.run --standalone --nproc_per_node N -m kagglekit.vision.launch
+<folder>`` and reads back the result rank 0 leaves there. Each child joins the process group (see
+:mod:`.distributed`) and runs the same ``train_here``: the same code path as one process.
 """
 
 from __future__ import annotations
@@ -14,22 +15,49 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunError
+from ..errors import RunError, SpecError
+from ..runs import RunStore
 from ..spec import Competition
-from ..workspace import Workspace
-from .config import TrainConfig, TrainResult
+from ..trainconfig import TrainConfig
+from ..workspace import Workspace, resolve
+from .config import TrainResult, config_of, machine_plan, resolve_config
+from .progress import format_epoch
+from .training import Log, train_here
 
-EPOCH_HEADER = (f"{'fold':>4} {'phase':>6} {'size':>4} {'epoch':>5} {'train_loss':>10} {'valid_loss':>10} "
-                f"{'score':>8} {'img/s':>7} {'time':>6}")
 
+def train(competition: str | Competition, config: TrainConfig | None = None, *, workspace: Workspace | None = None,
+          resume: str | None = None, progress: bool = False, log: Log | None = None, submit: bool = True,
+          new: bool = False, record: dict[str, Any] | None = None, **overrides: Any) -> TrainResult:
+    """Fine-tune ``config.arch`` on every fold (or ``config.folds``) and store the run. Unset
+    settings come from the competition's ``[train]`` table, then TrainConfig's defaults;
+    ``overrides`` (flags, recipe stages) go on top. ``resume`` continues an interrupted run with its
+    own configuration. With ``devices`` > 1, one DDP process per device trains. A finished run with
+    the same configuration on the same data and folds is returned instead of training again, unless
+    ``new``. ``record`` adds entries to the new run's config."""
+    t0 = time.perf_counter()
+    ws, comp = resolve(competition, workspace)
+    if comp.kind != "image":
+        raise SpecError(f"{comp.name} is a tabular competition; use 'kk baseline {comp.name}' instead of train")
+    run_path = None
+    if resume:
+        run = RunStore(ws, comp.name).get(resume, include_incomplete=True)
+        if run.complete:
+            raise RunError(f"run {resume} is already complete; nothing to resume")
+        cfg, run_path = config_of(run.config), run.path
+    else:
+        cfg = resolve_config(comp, config, overrides)
+    job = {"ws": ws, "comp": comp, "cfg": cfg, "run_path": run_path, "submit": submit, "progress": progress,
+           "new": new, "record": record}
+    from .distributed import launched
 
-def format_epoch(row: dict[str, Any]) -> str:
-    """One line of ``kk train``'s per-epoch table (see :data:`EPOCH_HEADER`)."""
-    return (f"{row['fold']:>4} {row['phase']:>6} {row['size']:>4} {row['epoch']:>5} {row['train_loss']:>10.4f} "
-            f"{row['valid_loss']:>10.4f} {row['cv']:>8.4f} {row['images_per_s']:>7.1f} {row['seconds']:>5.1f}s")
+    if cfg.devices > 1 and not launched():
+        machine_plan(cfg, cfg.devices)  # --devices 2 on a machine with one GPU: one line, before torchrun
+        return launch(job)
+    return train_here(**job, log=log, t0=t0)
 
 
 def torchrun_command(nproc: int, folder: Path) -> list[str]:
@@ -37,20 +65,19 @@ def torchrun_command(nproc: int, folder: Path) -> list[str]:
             "-m", "kagglekit.vision.launch", str(folder)]
 
 
-def launch(ws: Workspace, comp: Competition, cfg: TrainConfig, *, resume: str | None, submit: bool,
-           progress: bool, new: bool = False, record: dict[str, Any] | None = None) -> TrainResult:
-    """Train with ``cfg.devices`` processes; returns rank 0's result. The children print the epoch
-    table themselves (their output is this process's)."""
+def launch(job: dict[str, Any]) -> TrainResult:
+    """Train ``job`` (train_here's arguments) with ``job["cfg"].devices`` processes; returns rank 0's
+    result. The children print the epoch table themselves (their output is this process's)."""
+    devices = job["cfg"].devices
     with tempfile.TemporaryDirectory(prefix="kk-ddp-") as tmp:
         folder = Path(tmp)
         with open(folder / "job.pkl", "wb") as f:
-            pickle.dump({"ws": ws, "comp": comp, "cfg": cfg, "resume": resume, "submit": submit,
-                         "progress": progress, "new": new, "record": record}, f)
+            pickle.dump(job, f)
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         sys.stdout.flush()
-        proc = subprocess.run(torchrun_command(cfg.devices, folder), env=env)
+        proc = subprocess.run(torchrun_command(devices, folder), env=env)
         if proc.returncode != 0 or not (folder / "result.pkl").is_file():
-            raise RunError(f"kk train --devices {cfg.devices}: a training process failed (exit code "
+            raise RunError(f"kk train --devices {devices}: a training process failed (exit code "
                            f"{proc.returncode}); its error is printed above. An interrupted run continues with "
                            "kk train --resume RUN_ID")
         with open(folder / "result.pkl", "rb") as f:
@@ -61,7 +88,6 @@ def main(folder: str) -> None:
     """One training process under torchrun."""
     from ..errors import one_line_warnings
     from .distributed import Dist, shutdown
-    from .training import train
 
     with open(Path(folder) / "job.pkl", "rb") as f:
         job = pickle.load(f)
@@ -69,9 +95,7 @@ def main(folder: str) -> None:
     one_line_warnings()
     log = (lambda row: print(format_epoch(row), flush=True)) if rank == 0 else None
     try:
-        result = train(job["comp"], job["cfg"] if job["resume"] is None else None, workspace=job["ws"],
-                       resume=job["resume"], progress=job["progress"], log=log, submit=job["submit"],
-                       new=job["new"], record=job["record"])
+        result = train_here(**job, log=log)
         if Dist(rank).main:
             tmp = Path(folder) / "result.tmp"
             with open(tmp, "wb") as f:
