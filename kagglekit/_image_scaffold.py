@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ._image_tables import IMAGE_EXTENSIONS
+from .spec import is_classification
 
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z_]*?)([._-])")
 
@@ -133,7 +134,7 @@ def render_image(slug: str, name: str, found: dict[str, Any], id_col: str, targe
         "# Photos drawn at random from one population: stratified folds. Several photos of one",
         "# subject (patient, plant, animal)? Use kind = \"group\" with group = \"<column>\".",
         "[cv]",
-        f'kind = "{"stratified" if task in ("binary", "multiclass") else "kfold"}"',
+        f'kind = "{"stratified" if is_classification(task) else "kfold"}"',
         "k = 5",
         "seed = 42",
         "",

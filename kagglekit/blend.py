@@ -27,11 +27,11 @@ import numpy as np
 from .data import CompetitionData, load_data
 from .errors import OptionError, RunError, did_you_mean, one_of
 from .folds import Folds, load_folds
-from .metrics import get_metric
+from .metrics import get_metric, log_space
 from .predictions import from_frame, score_predictions, to_frame
 from .runs import Run, RunStore, fingerprint, fold_gap
 from .spec import Competition
-from .submissions import submission_from_run
+from .submissions import submit_run
 from .workspace import Workspace, resolve
 
 METHODS = ("greedy", "mean", "rank", "weights", "stacking")
@@ -112,9 +112,7 @@ def _members(runs: Sequence[Run], comp: Competition, data: CompetitionData) -> l
 
 
 def _space(comp: Competition) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
-    if comp.metric == "rmsle":
-        return (lambda a: np.log1p(np.clip(a, 0, None))), np.expm1
-    return (lambda a: a), (lambda a: a)
+    return log_space(comp.metric)
 
 
 def _blend(preds: Sequence[Preds], w: np.ndarray, comp: Competition) -> Preds:
@@ -158,7 +156,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
             raise RunError(f"run {incomplete[0]} is incomplete (it crashed or is still running)")
     else:
         chosen = [r for r in store.ranked(comp.metric) if r.config.get("kind") != "ensemble"]
-        partial = [r for r in chosen if len(r.meta.get("folds_done", range(r.meta.get("k", 0)))) < r.meta.get("k", 0)]
+        partial = [r for r in chosen if r.partial]
         skipped = [f"{r.id} (only folds {r.meta.get('folds_done')}; kk merge it first)" for r in partial]
         chosen = [r for r in chosen if r not in partial]
         if chosen:  # all runs on the best run's folds; others are reported, not blended
@@ -177,8 +175,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
                                 float(same.scores["cv"]), skipped=skipped)
         result.run, result.reused = same, True
         if submit:
-            result.submission = submission_from_run(data, ws, same)
-            result.holdout = same.scores.get("holdout")
+            result.submission, result.holdout = submit_run(data, ws, same)
         result.seconds = time.perf_counter() - t0
         return result
     members = sorted(_members(chosen, comp, data), key=lambda m: metric.sort_key(m.cv))
@@ -231,8 +228,7 @@ def ensemble(competition: str | Competition, runs: Sequence[str] | None = None, 
     if result.notes:  # kept with the run: kk run and kk runs can say what the blend gained
         result.run.update_scores(notes=result.notes)
     if submit:
-        result.submission = submission_from_run(data, ws, result.run)
-        result.holdout = result.run.scores.get("holdout")
+        result.submission, result.holdout = submit_run(data, ws, result.run)
     result.seconds = time.perf_counter() - t0
     return result
 

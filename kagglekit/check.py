@@ -24,6 +24,7 @@ import pandas as pd
 
 from .data import CompetitionData, load_data
 from .errors import SpecError
+from .files import unique_dir
 from .runs import write_json
 from .spec import Competition
 from .workspace import Workspace, resolve
@@ -60,9 +61,6 @@ class CheckReport:
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "folder": str(self.folder) if self.folder else None}
-
-    def separating(self) -> list[FeatureCheck]:
-        return [f for f in self.features if f.auc >= SEPARATES_AUC or f.out_of_range >= 0.5]
 
 
 def _encoded(feats: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -173,7 +171,7 @@ def leak_findings(data: CompetitionData, feats: Any) -> list[str]:
             if ids.notna().mean() > 0.99 and ids.nunique() > 1:
                 signals[f"the id column {comp.id_column!r}"] = ids
         for what, s in signals.items():
-            if t.task in ("binary", "multiclass"):
+            if t.is_classification:
                 codes = pd.factorize(y)[0]
                 if t.task == "binary" and len(set(codes)) == 2:
                     a = roc_auc_score(codes, s.rank())
@@ -212,13 +210,11 @@ def leak_findings(data: CompetitionData, feats: Any) -> list[str]:
 
 def _date_parts(comp: Competition, columns: list[str]) -> dict[str, tuple[str, str]]:
     """column -> (date column, part) for the date parts the competition's date columns made."""
-    import re
-
-    from .tabular.dates import DATE_PARTS, TIME_PARTS
+    from .tabular.dates import DATE_PARTS, TIME_PARTS, date_prefix
 
     out = {}
     for col in comp.tabular.date_columns:
-        prefix = re.sub("[Dd]ate$", "", col)
+        prefix = date_prefix(col)
         for part in (*DATE_PARTS, *TIME_PARTS, "Elapsed"):
             if prefix + part in columns:
                 out[prefix + part] = (col, part)
@@ -249,7 +245,7 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
             return {"kind": "group", "group": c}, (
                 f"{unseen.mean():.0%} of test rows have a {c!r} never seen in train ({groups} groups "
                 f"repeat in train): folds must keep each {c} whole")
-    kind = "stratified" if any(t.task in ("binary", "multiclass") for t in comp.targets) else "kfold"
+    kind = "stratified" if any(t.is_classification for t in comp.targets) else "kfold"
     return {"kind": kind}, "the test rows look like a random sample of the same population"
 
 
@@ -388,15 +384,7 @@ def _verdict(comp: Competition, auc: float, auc_after: float | None, checks: lis
 
 def _write(ws: Workspace, comp: Competition, data: CompetitionData, report: CheckReport,
            test_likeness: np.ndarray) -> Path:
-    base = ws.runs_dir(comp.name) / "checks" / f"{datetime.now():%Y%m%d-%H%M%S}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):  # a fresh folder per check, never an earlier one's
-        folder = base if i == 0 else base.with_name(f"{base.name}-{i + 1}")
-        try:
-            folder.mkdir()
-            break
-        except FileExistsError:
-            continue
+    folder = unique_dir(ws.runs_dir(comp.name) / "checks", f"{datetime.now():%Y%m%d-%H%M%S}")  # never an earlier one
     ids = data.train[comp.id_column] if comp.id_column in data.train.columns else pd.Series(range(len(data.train)))
     ranked = pd.DataFrame({comp.id_column: ids.to_numpy(), "p_test": test_likeness})
     ranked = ranked.sort_values("p_test", ascending=False, kind="stable")

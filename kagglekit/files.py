@@ -61,3 +61,17 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def unique_dir(parent: Path, name: str, tries: int = 1000) -> Path:
+    """Create and return a new folder ``parent/name``, or ``name-2``, ``name-3``... when taken: an
+    atomic mkdir, so two processes never get the same folder and nothing earlier is reused."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for i in range(tries):
+        path = parent / (name if i == 0 else f"{name}-{i + 1}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{parent}: {name} and {tries - 1} numbered variants are all taken")

@@ -121,6 +121,15 @@ def rmsle(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.log1p(np.asarray(y_true, float)) - np.log1p(y_pred)) ** 2)))
 
 
+def log_space(metric: str) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """(to, from) the space where ``metric``'s predictions are averaged and models fit: log1p for
+    RMSLE (negative values clipped, as its scorer does), else the values themselves. The one
+    place RMSLE's log space is decided."""
+    if metric == "rmsle":
+        return (lambda a: np.log1p(np.clip(a, 0, None))), np.expm1
+    return (lambda a: a), (lambda a: a)
+
+
 @register_metric("mae", greater_is_better=False, needs="value")
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(y_true, float) - y_pred)))

@@ -9,8 +9,6 @@ parameters, same data, same feature code) already exists is skipped and its run 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import tomllib
 from collections.abc import Callable
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError, did_you_mean, one_of
-from .runs import Run, RunStore, data_fingerprint
+from .runs import Run, RunStore, data_fingerprint, fingerprint
 from .spec import Competition, _Table, validate_name
 from .trainconfig import SPEC_KEYS, check_table
 from .workspace import Workspace, resolve
@@ -130,10 +128,10 @@ def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Re
 
 
 def stage_key(stage: Stage, data_key: str, members: list[str]) -> str:
-    body = json.dumps({"pipeline": stage.pipeline, "params": stage.params, "data": data_key,
-                       "members": sorted(members) if stage.pipeline == "ensemble" else []}, sort_keys=True,
-                      default=str)
-    return hashlib.sha1(body.encode()).hexdigest()[:16]
+    """A stage's identity: the run store's fingerprint of its pipeline, parameters and (for an
+    ensemble) member runs, on the data's fingerprint."""
+    return fingerprint({"pipeline": stage.pipeline, "params": stage.params,
+                        "members": sorted(members) if stage.pipeline == "ensemble" else []}, data_key)
 
 
 def _existing(store: RunStore, key: str) -> list[Run]:
@@ -188,7 +186,7 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
     dkey = data_fingerprint(comp, ws)
     outcomes: list[StageOutcome] = []
     produced: list[str] = []
-    last_submission, last_run = None, None
+    last_run: Run | None = None
     for stage in recipe.stages:
         key = stage_key(stage, dkey, produced)
         existing = _existing(store, key)
@@ -209,20 +207,16 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
             on_stage(out)
     result = PipelineResult(comp.name, recipe.name, outcomes, seconds=time.perf_counter() - t0)
     if last_run is None and not dry_run and produced:  # no ensemble stage: the best run made here
-        from .metrics import get_metric
-
-        m = get_metric(comp.metric)
-        last_run = min((store.get(r) for r in produced), key=lambda r: m.sort_key(r.cv))
+        last_run = store.best(comp.metric, [store.get(r) for r in produced])
     if last_run is not None:
-        last_submission = last_run.scores.get("submission")
-        if last_submission is None:
+        submitted = last_run.scores.get("submission")
+        if submitted is None:
             from .data import load_data
-            from .submissions import submission_from_run
+            from .submissions import submit_run
 
-            last_submission = submission_from_run(load_data(comp, ws), ws, last_run)
-        result.submission = Path(last_submission) if last_submission else None  # None: no test images
-        result.cv = last_run.cv
-        result.holdout = last_run.scores.get("holdout")
+            submitted, _ = submit_run(load_data(comp, ws), ws, last_run)
+        result.submission = Path(submitted) if submitted else None  # None: no test images
+        result.cv, result.holdout = last_run.cv, last_run.scores.get("holdout")
     return result
 
 

@@ -16,13 +16,6 @@ from .spec import Competition, Target
 
 # -- prediction frames -------------------------------------------------------------------------
 
-def pred_columns(target: Target, classes: list[str] | None) -> list[str]:
-    """Column names of ``target``'s predictions: one per class, or the target name for regression."""
-    if classes is None:
-        return [target.name]
-    return [f"{target.name}:{c}" for c in classes]
-
-
 def to_frame(ids: np.ndarray | pd.Series, id_column: str, preds: Mapping[str, np.ndarray],
              targets: Mapping[str, dict[str, Any]]) -> pd.DataFrame:
     """Build a prediction frame from ``{target: array}`` (``(n, C)`` for classes, ``(n,)`` otherwise)."""

@@ -15,7 +15,7 @@ import platform
 import re
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import RunError, did_you_mean
-from .files import atomic_write_bytes, atomic_write_parquet
+from .files import atomic_write_bytes, atomic_write_parquet, unique_dir
 from .metrics import get_metric
 from .spec import Competition
 from .workspace import Workspace
@@ -261,25 +261,24 @@ class RunStore:
 
     def create(self, kind: str, label: str, config: Mapping[str, Any]) -> RunWriter:
         """Create a fresh, uniquely named run folder (``<time>-<kind>-<label>``)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stamp}-{kind}-{label}")[:80]
-        for i in range(1000):
-            path = self.dir / (base if i == 0 else f"{base}-{i + 1}")
-            try:
-                path.mkdir()  # atomic: two processes can never get the same folder
-            except FileExistsError:
-                continue
-            writer = RunWriter(path)
-            write_json(path / "config.json", {"kind": kind, **config})
-            return writer
-        raise RunError(f"could not create a run folder under {self.dir}")
+        path = unique_dir(self.dir, re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stamp}-{kind}-{label}")[:80])
+        write_json(path / "config.json", {"kind": kind, **config})
+        return RunWriter(path)
 
     def runs(self, *, complete_only: bool = True) -> list[Run]:
         if not self.dir.is_dir():
             return []
         runs = [Run(p) for p in sorted(self.dir.iterdir()) if p.is_dir() and (p / "config.json").is_file()]
         return [r for r in runs if not r.problem and r.complete] if complete_only else runs
+
+    def best(self, metric: str, among: Iterable[Run] | None = None) -> Run | None:
+        """The best run by CV in the direction of ``metric`` (of ``among``, else of the store): a
+        complete run over every fold. A run over some folds is never the best, since its CV is over
+        other rows. None when there is none."""
+        m = get_metric(metric)
+        full = [r for r in (self.runs() if among is None else among) if not r.problem and r.complete and not r.partial]
+        return min(full, key=lambda r: m.sort_key(r.cv)) if full else None
 
     def ranked(self, metric: str, *, complete_only: bool = True) -> list[Run]:
         """Runs best first by CV in the direction of ``metric``."""
@@ -301,11 +300,11 @@ class RunStore:
                 raise RunError(f"no complete run of {self.competition} yet, so no {run_id!r} run")
             if run_id == "latest":
                 return max(done, key=lambda r: (r.meta.get("created") or "", r.id))
-            full = [r for r in self.ranked(self.ws.competition(self.competition).metric) if not r.partial]
-            if not full:
+            best = self.best(self.ws.competition(self.competition).metric)
+            if best is None:
                 raise RunError(f"every run of {self.competition} covers some folds only: no 'best' run yet "
                                "(kk merge completes a run)")
-            return full[0]
+            return best
         if not (path / "config.json").is_file():
             ids = [r.id for r in self.runs(complete_only=False)]
             matches = [i for i in ids if i.startswith(run_id)]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .data import read_table
 from .errors import DataError, SpecError
-from .spec import parse_spec, validate_name
+from .spec import is_classification, parse_spec, validate_name
 from .workspace import Workspace
 
 
@@ -151,7 +151,7 @@ def render(name: str, slug: str, g: Guess, advice: Any = None) -> str:
 
         target, task = g.targets[0]
         return render_image(slug, name, g.image, g.id_column, target, task, g.metric, g.files, g.submission)
-    classification = g.targets[0][1] in ("binary", "multiclass")
+    classification = is_classification(g.targets[0][1])
     lines = [
         f"# {name}: written by `kk new {slug}`. Every value below is a guess from the files: check it.",
         f'slug = "{slug}"',

@@ -21,6 +21,15 @@ KINDS = ("tabular", "image")
 CV_KINDS = ("kfold", "stratified", "group", "time-ordered", "multilabel-stratified")
 IMAGE_LAYOUTS = ("csv", "folder", "filename")
 
+CLASSIFICATION_TASKS = ("binary", "multiclass")
+
+
+def is_classification(task: str) -> bool:
+    """Whether a target of this task predicts classes (binary, multiclass) rather than a number:
+    the one place this is decided."""
+    return task in CLASSIFICATION_TASKS
+
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -45,7 +54,7 @@ class Target:
 
     @property
     def is_classification(self) -> bool:
-        return self.task in ("binary", "multiclass")
+        return is_classification(self.task)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,13 @@ def write_submission(data: CompetitionData, ws: Workspace, sub: pd.DataFrame, st
     return path
 
 
+def submit_run(data: CompetitionData, ws: Workspace, run: Run) -> tuple[Path | None, float | None]:
+    """The end of every run that is submitted: its submission written (None without test images)
+    and the held-out score of it, when the workspace holds the solution."""
+    path = submission_from_run(data, ws, run)
+    return path, run.scores.get("holdout")
+
+
 def submission_from_run(data: CompetitionData, ws: Workspace, run: Run) -> Path | None:
     """Build, validate and write the submission of a run; records the path in the run. None for a
     labelled image set without test images (cross-validation only)."""
@@ -308,11 +315,10 @@ def submission(competition: Any, run: str | None = None, *, workspace: Workspace
     ws, comp = resolve(competition, workspace)
     store = RunStore(ws, comp.name)
     if run is None:
-        ranked = [r for r in store.ranked(comp.metric) if not r.partial]
-        if not ranked:
+        chosen = store.best(comp.metric)
+        if chosen is None:
             raise RunError(f"{comp.name}: no complete run over every fold yet; run kk.baseline or kk.train first "
                            "(a run over some folds is completed by kk merge)")
-        chosen = ranked[0]
     else:
         chosen = store.get(run)
     path = submission_from_run(load_data(comp, ws), ws, chosen)

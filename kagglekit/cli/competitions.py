@@ -55,12 +55,11 @@ def list_competitions() -> None:
             continue
         data_dir = ws.data_dir(comp)
         data = "built-in" if comp.builtin and not data_dir.is_dir() else ("yes" if data_dir.is_dir() else "no")
-        ranked = RunStore(ws, name).ranked(comp.metric)
-        full = [r for r in ranked if not r.partial]  # a run over some folds is never the best
-        best = full[0].cv if full else None
+        store = RunStore(ws, name)
+        ranked, best = store.ranked(comp.metric), store.best(comp.metric)
         targets = ", ".join(t.name + ("" if t.submit else " (aux)") for t in comp.targets)
         table.add_row(name, "workspace" if name in own else "kagglekit", comp.kind, targets, comp.metric, data,
-                      str(len(ranked)), fmt(best))
+                      str(len(ranked)), fmt(best.cv if best else None))
     out = console()
     out.print(table)
     for message in invalid:

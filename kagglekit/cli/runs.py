@@ -23,7 +23,7 @@ def list_runs(competition: str = COMPETITION,
     comp = ws.competition(competition)
     runs = RunStore(ws, comp.name).ranked(comp.metric, complete_only=not all_runs)
     rows = [r.summary() for r in runs]
-    best = next((r for r in runs if not r.problem and r.complete and not r.partial), None)
+    best = RunStore(ws, comp.name).best(comp.metric, runs)
     for r, s in zip(runs, rows, strict=True):
         same_folds = best is not None and not r.problem and r.meta.get("fold_id") == best.meta.get("fold_id")
         gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) \

@@ -18,11 +18,11 @@ import pandas as pd
 from ..data import CompetitionData, load_data
 from ..errors import DataError, OptionError, SpecError
 from ..folds import Folds, get_folds
-from ..metrics import get_metric
+from ..metrics import get_metric, log_space
 from ..predictions import encode_target, score_predictions, target_info, to_frame
 from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
 from ..spec import Competition
-from ..submissions import submission_from_run
+from ..submissions import submit_run
 from ..workspace import Workspace, resolve
 from .dates import add_datepart
 from .hooks import apply_hook, hook_digest, hook_path, load_hook
@@ -168,6 +168,7 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
     comp = data.comp
     targets = target_info(comp, data.train)
     rmsle = comp.metric == "rmsle"
+    to_space, from_space = log_space(comp.metric)
     oof: dict[str, np.ndarray] = {}
     test: dict[str, np.ndarray] = {}
     importances = []
@@ -179,10 +180,9 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                             "does not handle; split it into one binary target per label")
         classes = targets[t.name]["classes"]
         y = encode_target(data.train[t.name], classes)
-        if rmsle:
-            if (y < 0).any():
-                raise DataError(f"{comp.name}: target {t.name!r} has negative values, which RMSLE cannot score")
-            y = np.log1p(y)
+        if rmsle and (y < 0).any():
+            raise DataError(f"{comp.name}: target {t.name!r} has negative values, which RMSLE cannot score")
+        y = to_space(y) if not classes else y  # RMSLE: models fit log1p(y)
         n_classes = len(classes) if classes else 0
         task = "regression" if classes is None else "classification"
         oof_t = np.full((len(y), n_classes) if n_classes else len(y), np.nan)
@@ -200,8 +200,8 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
             best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
             if on_fold is not None:
                 on_fold(f)
-        if rmsle:  # averaged in log space, reported in the original space
-            oof_t, test_t = np.expm1(oof_t), np.expm1(test_t)
+        if not classes:  # averaged in the metric's space, reported in the original one
+            oof_t, test_t = from_space(oof_t), from_space(test_t)
         oof[t.name], test[t.name] = oof_t, test_t
     rows = np.flatnonzero(np.isin(folds.fold, fold_ids))
     fold_scores = [score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
@@ -248,7 +248,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     for name in params:
         if name not in models:
             raise OptionError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
-    task = "regression" if comp.submitted_targets[0].task == "regression" else "classification"
+    task = "classification" if comp.submitted_targets[0].is_classification else "regression"
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
     data = load_data(comp, ws)
@@ -312,8 +312,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
         result.submission, result.holdout = blend.submission, blend.holdout
     elif submit:
         result.chosen = result.best.model
-        result.submission = submission_from_run(data, ws, result.best.run)
-        result.holdout = result.best.run.scores.get("holdout")
+        result.submission, result.holdout = submit_run(data, ws, result.best.run)
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -13,9 +13,14 @@ TIME_PARTS = ("Hour", "Minute", "Second")
 _ACCESSOR = {"Dayofweek": "day_of_week", "Dayofyear": "day_of_year"}  # pandas' current names
 
 
+def date_prefix(field_name: str) -> str:
+    """The prefix of the date parts made from ``field_name``: ``saledate`` -> ``sale``, fastai's rule."""
+    return re.sub("[Dd]ate$", "", field_name)
+
+
 def date_part_names(field_name: str, prefix: str | None = None, time: bool = False) -> list[str]:
     """The columns :func:`add_datepart` makes from ``field_name`` (``saledate`` -> ``saleYear``, ...)."""
-    prefix = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
+    prefix = date_prefix(field_name) if prefix is None else prefix
     return [prefix + name for name in (*DATE_PARTS, *(TIME_PARTS if time else ()), "Elapsed")]
 
 
@@ -35,7 +40,7 @@ def add_datepart(df: pd.DataFrame, field_name: str, prefix: str | None = None, d
     field = df[field_name]
     if not pd.api.types.is_datetime64_any_dtype(field):
         field = pd.to_datetime(field, errors="coerce", format="mixed")
-    prefix = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
+    prefix = date_prefix(field_name) if prefix is None else prefix
     missing = field.isna().to_numpy()
     parts: dict[str, np.ndarray] = {}
     for name in DATE_PARTS + (TIME_PARTS if time else ()):

@@ -8,7 +8,6 @@ one with ``@register_model("name")``. Each model also declares the search space 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,10 +40,10 @@ def create_model(name: str, **kwargs: Any):
 
 
 def default_n_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """Every core this process may use (``kagglekit.machine.cpu_cores``)."""
+    from ..machine import cpu_cores
+
+    return cpu_cores()
 
 
 def auto_n_jobs(X: pd.DataFrame, n_jobs: int | None) -> int:

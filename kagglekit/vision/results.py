@@ -20,7 +20,7 @@ from ..metrics import get_metric
 from ..predictions import encode_target, score_predictions, target_info, to_frame
 from ..runs import Run, RunStore, RunWriter
 from ..spec import Competition
-from ..submissions import submission_from_run
+from ..submissions import submit_run
 from ..trainconfig import TrainConfig
 from ..workspace import Workspace, resolve
 from .config import TrainResult, config_of, make_heads
@@ -145,8 +145,7 @@ def result_of(run: Run, data: CompetitionData, ws: Workspace, submit: bool, t0: 
                          float(run.meta.get("timings", {}).get("images_per_s", 0.0)),
                          per_target=s.get("per_target", {}), reused=True)
     if submit:
-        result.submission = submission_from_run(data, ws, run)
-        result.holdout = run.scores.get("holdout")
+        result.submission, result.holdout = submit_run(data, ws, run)
     return result
 
 
@@ -195,6 +194,5 @@ def merge(competition: str | Competition, run_ids: list[str], *, workspace: Work
     result = TrainResult(run, s["cv"], s.get("cv_no_tta"), s["folds"], sorted(fold_preds), time.perf_counter() - t0,
                          0.0, per_target=s.get("per_target", {}))
     if submit and len(fold_preds) == folds.k:
-        result.submission = submission_from_run(data, ws, run)
-        result.holdout = run.scores.get("holdout")
+        result.submission, result.holdout = submit_run(data, ws, run)
     return result

@@ -31,7 +31,7 @@ from ..folds import Folds, get_folds
 from ..machine import Plan, out_of_memory_message
 from ..runs import RunStore, RunWriter, data_fingerprint, fingerprint, write_json
 from ..spec import Competition
-from ..submissions import submission_from_run
+from ..submissions import submit_run
 from ..trainconfig import TrainConfig
 from ..workspace import Workspace
 from .config import TrainResult, cache_side, default_epochs, default_size, machine_plan, make_heads
@@ -183,8 +183,7 @@ def train_here(ws: Workspace, comp: Competition, cfg: TrainConfig, *, run_path: 
     prep = prepare(ws, comp, cfg, dist)
     same = None if new or run_path else RunStore(ws, comp.name).identical(prep.fingerprint)
     if same is not None:  # rank 0 writes the submission; every process gets its result
-        full = len(same.meta.get("folds_done", [])) == prep.folds.k
-        return dist.broadcast(result_of(same, prep.data, ws, submit and full, t0) if dist.main else None)
+        return dist.broadcast(result_of(same, prep.data, ws, submit and not same.partial, t0) if dist.main else None)
     images = open_cache(ws, comp, cfg, prep.data, dist, progress)
     if dist.main:
         writer = RunWriter(run_path) if run_path else RunStore(ws, comp.name).create(
@@ -212,6 +211,5 @@ def train_here(ws: Workspace, comp: Competition, cfg: TrainConfig, *, run_path: 
                              time.perf_counter() - t0, ips, per_target=s.get("per_target", {}),
                              weights_source=str(next(iter(fold_preds.values()))["weights_source"]))
         if submit and len(fold_preds) == prep.folds.k:
-            result.submission = submission_from_run(prep.data, ws, run)
-            result.holdout = run.scores.get("holdout")
+            result.submission, result.holdout = submit_run(prep.data, ws, run)
     return dist.broadcast(result)
