@@ -5,113 +5,39 @@ targets and classes, timings, library versions, git commit; written last, so a r
 incomplete), ``scores.json`` (per-fold and overall CV, leaderboard scores once known),
 ``oof.parquet`` and ``test.parquet`` (predictions keyed by the id column: one column per class per
 target, ``<target>:<class>``, or ``<target>`` for regression) and any artifacts (plots, CSVs).
+
+The life of a run: ``RunStore.identical(fingerprint)`` (reuse), ``RunStore.create`` (a fresh
+folder), ``RunWriter`` (predictions, scores, then ``finish``), ``RunStore.best`` (the run to
+submit). Beside the store: :mod:`.identity` (fingerprints), :mod:`.stats` (fold noise) and
+:mod:`.record` (versions, git commit, JSON).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from .errors import RunError, did_you_mean
-from .files import atomic_write_bytes, atomic_write_parquet, unique_dir
-from .metrics import get_metric
-from .spec import Competition
-from .workspace import Workspace
+from ..errors import RunError, did_you_mean
+from ..files import atomic_write_parquet, unique_dir
+from ..metrics import get_metric
+from ..spec import Competition
+from ..workspace import Workspace
+from .identity import data_fingerprint, fingerprint
+from .record import git_commit, library_versions, write_json
+from .stats import Gap, cv_se, fold_gap
 
-_VERSIONED = ("kagglekit", "numpy", "pandas", "scikit-learn", "lightgbm", "torch", "timm", "albumentations")
-
-
-# -- environment -------------------------------------------------------------------------------
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit(folder: Path) -> str | None:
-    """The workspace's git commit, with ``+dirty`` when it has uncommitted changes. Commands a
-    repository's config can make git run (``core.fsmonitor``) are switched off: a workspace
-    copied from elsewhere must not run code when a run is recorded."""
-    git = ["git", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"]
-    try:
-        head = subprocess.run([*git, "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
-                              timeout=5)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], cwd=folder,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer | np.floating):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-# -- fold noise --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Gap:
-    """How far a run trails another on the same folds: the mean per-fold difference (positive:
-    ``other`` is worse) and its standard error. Within two standard errors the two are
-    indistinguishable: the order is fold-sampling luck, not skill."""
-
-    diff: float
-    se: float
-
-    @property
-    def indistinguishable(self) -> bool:
-        return abs(self.diff) <= 2 * self.se
-
-    def __str__(self) -> str:
-        return f"{self.diff:.4f} ± {self.se:.4f} (s.e. of the paired fold differences)"
-
-
-def cv_se(fold_scores: list[float]) -> float | None:
-    """Standard error of a CV mean over ``fold_scores``."""
-    k = len(fold_scores)
-    return float(np.std(fold_scores, ddof=1) / np.sqrt(k)) if k > 1 else None
-
-
-def fold_gap(metric: str, best: list[float], other: list[float]) -> Gap | None:
-    """Paired comparison of two runs' per-fold scores (same folds); None when not comparable."""
-    if len(best) != len(other) or len(best) < 2:
-        return None
-    m = get_metric(metric)
-    d = np.asarray(other, float) - np.asarray(best, float)
-    d = -d if m.greater_is_better else d  # positive: other is worse
-    return Gap(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))))
-
+__all__ = ["Gap", "Run", "RunStore", "RunWriter", "cv_se", "data_fingerprint", "fingerprint", "fold_gap",
+           "git_commit", "library_versions", "write_json"]
 
 # -- runs --------------------------------------------------------------------------------------
 
@@ -319,32 +245,6 @@ class RunStore:
         if run.problem:
             raise RunError(f"run {run.id} is broken: {run.problem}; move or delete {path}")
         return run
-
-
-def data_fingerprint(comp: Competition, ws: Any) -> str:
-    """Fingerprint of a competition's inputs: its spec, its feature hook and its data files (name,
-    size, mtime). Two runs with the same configuration on the same fingerprint are the same run."""
-    import hashlib
-
-    h = hashlib.sha1(comp.spec_file.read_bytes() if comp.spec_file.is_file() else repr(comp).encode())
-    hook = comp.root / (comp.tabular.features or "features.py")
-    if hook.is_file():
-        h.update(hook.read_bytes())
-    data_dir = ws.data_dir(comp)
-    for name in (comp.files.train, comp.files.test, comp.files.sample_submission):
-        p = data_dir / name if name else None
-        if p is not None and p.is_file():
-            st = p.stat()
-            h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:12]
-
-
-def fingerprint(config: Mapping[str, Any], data: str, fold_id: str | None = None) -> str:
-    """What makes a run the same run: its configuration, the data's fingerprint and the folds."""
-    import hashlib
-
-    body = json.dumps({"config": dict(config), "data": data, "folds": fold_id}, sort_keys=True, default=str)
-    return hashlib.sha1(body.encode()).hexdigest()[:16]
 
 
 @dataclass
