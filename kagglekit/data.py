@@ -116,30 +116,58 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
         raise DataError(f"{comp.name}: data folder {data_dir} not found; run 'kk download {comp.name}', or set "
                         f"KK_DATA_DIR to a folder holding {comp.name}/")
     cache = ws.cache_dir / comp.name
+    train, test, sample, cv_only = _read_tables(comp, data_dir, cache)
+    tf = data_dir / comp.files.train
+    test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
+    _check_rows_and_ids(comp, train, test, sample, (tf, test_file, data_dir / (comp.files.sample_submission or "")),
+                        cv_only)
+    _check_targets(comp, train, tf)
+    _check_declared_columns(comp, train, test, tf)
+    if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
+        from ._image_tables import csv_paths
+
+        assert comp.image.train_path is not None  # the spec requires it for the csv layout
+        train = train.assign(path=csv_paths(train, comp.image.train_path, data_dir, tf))
+        if comp.image.test_path:
+            test = test.assign(path=csv_paths(test, comp.image.test_path, data_dir, test_file))
+    solution = None
+    if comp.files.solution and (data_dir / comp.files.solution).is_file():
+        solution = read_table(data_dir / comp.files.solution, cache)
+    return CompetitionData(comp=comp, dir=data_dir, train=train, test=test, sample=sample, solution=solution)
+
+
+def _read_tables(comp: Competition, data_dir: Path, cache: Path,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, bool]:
+    """(train, test, sample submission or None, cv_only): the declared files, or the tables of an
+    image folder layout. ``cv_only``: labelled photos without a test set (CV and OOF, no submission)."""
     sample = None
     sample_file = data_dir / comp.files.sample_submission if comp.files.sample_submission else None
     if sample_file is not None:
         sample = read_table(_file(data_dir, sample_file.name, comp), cache)
         require_columns(sample, [comp.id_column], sample_file, f"the id column declared in {comp.spec_file}")
-    if comp.kind == "image" and comp.image is not None and comp.image.layout in ("folder", "filename"):
+    folder_layout = comp.kind == "image" and comp.image is not None and comp.image.layout in ("folder", "filename")
+    if folder_layout:
         from ._image_tables import folder_tables
 
         train, test = folder_tables(comp, data_dir, sample, sample_file)
     else:
         train = read_table(_file(data_dir, comp.files.train, comp), cache)
         test = read_table(_file(data_dir, comp.files.test, comp), cache) if comp.files.test else None
-    cv_only = test is None and sample is None and comp.kind == "image" and comp.image is not None \
-        and comp.image.layout in ("folder", "filename")
-    if cv_only:  # labelled photos without a test set (your own data, a bench): CV and OOF, no submission
+    cv_only = test is None and sample is None and folder_layout
+    if cv_only:
         test = pd.DataFrame({comp.id_column: pd.Series(dtype=object), "path": pd.Series(dtype=object)})
     if test is None:
         if sample is None:
             raise DataError(f"{comp.spec_file}: no test file and no sample submission declared under [files]; "
                             "declare test = '<file>' or sample_submission = '<file>'")
         test = sample[[comp.id_column]].copy() if comp.id_column in sample.columns else sample.copy()
+    return train, test, sample, cv_only
 
-    tf = data_dir / comp.files.train
-    test_file = data_dir / (comp.files.test or comp.files.sample_submission or "test")
+
+def _check_rows_and_ids(comp: Competition, train: pd.DataFrame, test: pd.DataFrame, sample: pd.DataFrame | None,
+                        files: tuple[Path, Path, Path], cv_only: bool) -> None:
+    """Rows in every table, the id column in each, unique ids, and the sample's ids the test's."""
+    tf, test_file, sample_file = files
     for frame, file in ((train, tf), *(() if cv_only else ((test, test_file),))):
         if len(frame) == 0:
             raise DataError(f"{file}: no rows, only a header; the file is incomplete (download it again: kk download "
@@ -149,8 +177,12 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     require_columns(test, [comp.id_column], test_file, f"the id column declared in {comp.spec_file}")
     check_unique_ids(train, comp.id_column, tf)
     check_unique_ids(test, comp.id_column, test_file)
-    if sample is not None and sample_file is not None:
+    if sample is not None:
         check_same_ids(test[comp.id_column], test_file, sample[comp.id_column], sample_file)
+
+
+def _check_targets(comp: Competition, train: pd.DataFrame, tf: Path) -> None:
+    """No missing targets, and a binary target with two values."""
     for t in comp.targets:
         n_nan = int(train[t.name].isna().sum())
         if n_nan:
@@ -163,6 +195,10 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
                 raise DataError(f"{tf}: target {t.name!r} is declared binary but has {len(values)} values ({shown}"
                                 f"{', ...' if len(values) > 5 else ''}); fix the stray rows, or declare "
                                 f"task = \"multiclass\" in {comp.spec_file}")
+
+
+def _check_declared_columns(comp: Competition, train: pd.DataFrame, test: pd.DataFrame, tf: Path) -> None:
+    """The columns the spec names: date columns, the CV's group/time column, and [tabular] drop."""
     for col in comp.tabular.date_columns:
         require_columns(train, [col], tf, f"listed in [tabular] date_columns of {comp.spec_file}")
     for cv_col in (comp.cv.group, comp.cv.time):
@@ -175,18 +211,6 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
         if col not in train.columns and col not in test.columns and col not in parts:
             require_columns(train, [col], tf, f"listed in [tabular] drop of {comp.spec_file} (a column of the "
                             "files, or a date part such as " + (sorted(parts)[0] if parts else "saleDay") + ")")
-    if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
-        from ._image_tables import csv_paths
-
-        assert comp.image.train_path is not None  # the spec requires it for the csv layout
-        train = train.assign(path=csv_paths(train, comp.image.train_path, data_dir, tf))
-        if comp.image.test_path:
-            test = test.assign(path=csv_paths(test, comp.image.test_path, data_dir, test_file))
-
-    solution = None
-    if comp.files.solution and (data_dir / comp.files.solution).is_file():
-        solution = read_table(data_dir / comp.files.solution, cache)
-    return CompetitionData(comp=comp, dir=data_dir, train=train, test=test, sample=sample, solution=solution)
 
 
 def _file(data_dir: Path, name: str, comp: Competition) -> Path:
