@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import SpecError, did_you_mean, one_of
 from .runs import Run, RunStore, data_fingerprint, fingerprint
-from .spec import Competition, _Table, validate_name
+from .spec import Competition, validate_name
+from .toml_table import TomlTable
 from .trainconfig import SPEC_KEYS, check_table
 from .workspace import Workspace, resolve
 
@@ -92,7 +93,7 @@ def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Re
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: malformed TOML: {e}") from None
-    top = _Table(raw, "", path)
+    top = TomlTable(raw, "", path)
     description = top.get("description", str, "")
     top.seen.add("stages")
     items = raw.get("stages")
@@ -100,7 +101,7 @@ def load_recipe(ws: Workspace, name: str, comp: Competition | None = None) -> Re
         raise top.error("stages", "expected one or more [[stages]] tables")
     stages = []
     for i, item in enumerate(items):
-        t = _Table(item, f"stages[{i}]", path)
+        t = TomlTable(item, f"stages[{i}]", path)
         stage_name = t.get("name", str, required=True)
         pipeline = t.get("pipeline", str, required=True, choices=tuple(STAGE_KEYS))
         params = {k: v for k, v in t.data.items() if k not in ("name", "pipeline")}
