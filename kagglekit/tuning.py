@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .spec import Competition, validate_name
 from .workspace import Workspace, resolve
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TuneResult:
     study_name: str
     storage: str
@@ -37,12 +37,12 @@ class TuneResult:
     n_trials: int  # trials in the study (all workers, all sessions)
     n_complete: int
     n_pruned: int
-    recipe: Path | None
-    run_id: str | None
-    default_cv: float | None
-    tuned_cv: float | None
-    plots: list[Path]
-    seconds: float
+    recipe: Path | None = None
+    run_id: str | None = None
+    default_cv: float | None = None
+    tuned_cv: float | None = None
+    plots: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def default_storage(ws: Workspace, comp: str) -> str:
@@ -78,88 +78,114 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     and ``max_epochs``."""
     import optuna
 
-    from .tabular.baseline import baseline, build_features, fit_predict_cv
-    from .tabular.models import MODELS, create_model
-
     t0 = time.perf_counter()
     ws, comp = resolve(competition, workspace)
-    metric = get_metric(comp.metric)
-    data = load_data(comp, ws)
-    folds = get_folds(data, ws)
-    if comp.kind == "image":
-        objective_fn = _image_objective(comp, ws, model, image)
-    else:
-        create_model(model, task="regression")  # validates the name with a did-you-mean
-        space = MODELS[model].search_space
-        feats = build_features(data)
+    objective = _image_objective(comp, ws, model, image) if comp.kind == "image" else \
+        _tabular_objective(comp, ws, model, threads)
     study_name = study_name or f"{comp.name}-{model}"
     storage_url = storage or default_storage(ws, comp.name)
+    study = _open_study(comp, ws, study_name, storage_url, seed)
+    bar, callbacks = _progress(progress, trials, model)
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
+    if bar is not None:
+        bar.close()
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    result = TuneResult(study_name=study_name, storage=storage_url, direction=study.direction.name.lower(),
+                        best_value=study.best_value, best_params=dict(study.best_params), n_trials=len(states),
+                        n_complete=states.count(optuna.trial.TrialState.COMPLETE),
+                        n_pruned=states.count(optuna.trial.TrialState.PRUNED))
+    if finalize:
+        _finalize(study, result, comp, ws, model, recipe_name, image)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _open_study(comp: Competition, ws: Workspace, study_name: str, storage_url: str, seed: int | None) -> Any:
+    """The study (created, or continued), marked with its competition and fold assignment; a study
+    of another competition under that name is refused."""
+    import optuna
+
+    folds = get_folds(load_data(comp, ws), ws)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=_storage(storage_url), study_name=study_name, direction=metric.direction, load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True),
+        storage=_storage(storage_url), study_name=study_name, direction=get_metric(comp.metric).direction,
+        load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=1))
     if study.user_attrs.get("competition", comp.name) != comp.name:
         raise SpecError(f"study {study_name!r} in {storage_url} belongs to {study.user_attrs['competition']}")
     study.set_user_attr("competition", comp.name)
     study.set_user_attr("fold_id", folds.id)
+    return study
 
-    def tabular_objective(trial: optuna.Trial) -> float:
+
+def _tabular_objective(comp: Competition, ws: Workspace, model: str, threads: int) -> Any:
+    """A trial: the model's search space sampled, cross-validated fold by fold; the running mean is
+    reported after each fold so the median pruner can stop a poor trial early."""
+    import optuna
+
+    from .tabular.baseline import fit_predict_cv
+    from .tabular.features import build_features
+    from .tabular.models import MODELS, create_model
+
+    create_model(model, task="regression")  # validates the name with a did-you-mean
+    space = MODELS[model].search_space
+    data = load_data(comp, ws)
+    folds = get_folds(data, ws)
+    feats = build_features(data)
+
+    def objective(trial: optuna.Trial) -> float:
         params = space(trial)
         scores = []
         for f in range(folds.k):
             cv = fit_predict_cv(feats, data, folds, model, params=params, n_jobs=threads, only_folds=[f],
                                 predict_test=False)
-            scores.append(cv["fold_scores"][0])
+            scores.append(cv.fold_scores[0])
             trial.report(float(np.mean(scores)), step=f)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
-    objective = objective_fn if comp.kind == "image" else tabular_objective
-    callbacks = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    return objective
 
-        bar = tqdm(total=trials, desc=f"tune {model}", unit="trial", disable=None)
 
-        def update(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            bar.update(1)
-            try:
-                bar.set_postfix(best=f"{study.best_value:.5f}")
-            except ValueError:
-                pass
+def _progress(progress: bool, trials: int, model: str) -> tuple[Any, list[Any]]:
+    if not progress:
+        return None, []
+    from tqdm.auto import tqdm
 
-        callbacks.append(update)
-    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
-    if bar is not None:
-        bar.close()
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    result = TuneResult(study_name, storage_url, metric.direction, study.best_value, dict(study.best_params),
-                        len(states), states.count(optuna.trial.TrialState.COMPLETE),
-                        states.count(optuna.trial.TrialState.PRUNED), None, None, None, None, [], 0.0)
-    if finalize and comp.kind == "image":
-        out = ws.runs_dir(comp.name) / "tune"
-        out.mkdir(parents=True, exist_ok=True)
-        result.plots = _plots(study, out / study_name)
-        result.recipe = write_image_recipe(ws, recipe_name or f"{comp.name}-{model}-tuned", comp, model, result,
-                                           image)
-    elif finalize:
-        out = ws.runs_dir(comp.name) / "tune"
-        out.mkdir(parents=True, exist_ok=True)
-        result.plots = _plots(study, out / study_name)
-        best = baseline(comp, models=(model,), params={model: result.best_params}, workspace=ws, submit=True,
-                        record={"tuned_by": study_name})
-        default = baseline(comp, models=(model,), workspace=ws, submit=False)
-        result.run_id, result.tuned_cv, result.default_cv = best.results[0].run.id, best.best.cv, default.best.cv
-        result.recipe = write_recipe(ws, recipe_name or f"{comp.name}-{model}-tuned", comp, model, result)
-        write_json(out / f"{study_name}.json", {
-            "study": study_name, "storage": storage_url, "best_value": result.best_value,
-            "best_params": result.best_params, "trials": result.n_trials, "run": result.run_id,
-            "tuned_cv": result.tuned_cv, "default_cv": result.default_cv, "recipe": str(result.recipe)})
-    result.seconds = time.perf_counter() - t0
-    return result
+    bar = tqdm(total=trials, desc=f"tune {model}", unit="trial", disable=None)
+
+    def update(study: Any, trial: Any) -> None:
+        bar.update(1)
+        try:
+            bar.set_postfix(best=f"{study.best_value:.5f}")
+        except ValueError:
+            pass
+
+    return bar, [update]
+
+
+def _finalize(study: Any, result: TuneResult, comp: Competition, ws: Workspace, model: str,
+              recipe_name: str | None, image: dict[str, Any] | None) -> None:
+    """The study's plots, its recipe, and (tabular) the tuned and default baselines' runs."""
+    from .tabular.baseline import baseline
+
+    out = ws.runs_dir(comp.name) / "tune"
+    out.mkdir(parents=True, exist_ok=True)
+    result.plots = _plots(study, out / result.study_name)
+    name = recipe_name or f"{comp.name}-{model}-tuned"
+    if comp.kind == "image":
+        result.recipe = write_image_recipe(ws, name, comp, model, result, image)
+        return
+    best = baseline(comp, models=(model,), params={model: result.best_params}, workspace=ws, submit=True,
+                    record={"tuned_by": result.study_name})
+    default = baseline(comp, models=(model,), workspace=ws, submit=False)
+    result.run_id, result.tuned_cv, result.default_cv = best.results[0].run.id, best.best.cv, default.best.cv
+    result.recipe = write_recipe(ws, name, comp, model, result)
+    write_json(out / f"{result.study_name}.json", {
+        "study": result.study_name, "storage": result.storage, "best_value": result.best_value,
+        "best_params": result.best_params, "trials": result.n_trials, "run": result.run_id,
+        "tuned_cv": result.tuned_cv, "default_cv": result.default_cv, "recipe": str(result.recipe)})
 
 
 def write_recipe(ws: Workspace, name: str, comp: Competition, model: str, result: TuneResult) -> Path:

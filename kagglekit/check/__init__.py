@@ -33,7 +33,7 @@ def check(competition: str | Competition, *, workspace: Workspace | None = None,
     """Adversarial validation and leak checks (see the module doc). Image competitions are
     compared on pretrained embeddings (``arch``/``weights``, else the spec's ``[train]`` and
     ``KK_WEIGHTS_DIR``) when weights are at hand, and checked for byte-identical images."""
-    from ..tabular.baseline import build_features
+    from ..tabular.features import build_features
 
     ws, comp = resolve(competition, workspace)
     data = load_data(comp, ws)

@@ -24,19 +24,24 @@ from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
 from ..spec import Competition
 from ..submissions import submit_run
 from ..workspace import Workspace, resolve
-from .dates import add_datepart
-from .hooks import apply_hook, hook_digest, hook_path, load_hook
+from .features import TabularFeatures, build_features
+from .hooks import hook_digest
 from .models import create_model
-from .preprocess import ColumnPlan, TabularPreprocessor, plan_columns
+from .preprocess import ColumnPlan, TabularPreprocessor
 
 
 @dataclass
-class TabularFeatures:
-    """Raw feature frames (before per-fold preprocessing) and the column plan."""
+class CVPredictions:
+    """One model cross-validated: OOF and fold-averaged test predictions per submitted target, the
+    scores (overall and per fold), mean feature importance and LightGBM's best iterations."""
 
-    train: pd.DataFrame
-    test: pd.DataFrame
-    plan: ColumnPlan
+    oof: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+    targets: dict[str, dict[str, Any]]
+    scores: dict[str, float]
+    fold_scores: list[float]
+    importance: pd.Series
+    best_iterations: list[int]
 
 
 @dataclass
@@ -88,51 +93,6 @@ class BaselineResult:
                 f"<th>CV</th><th>± std</th><th>folds</th><th>run</th></tr>{rows}</table>{notes}{sub}")
 
 
-def build_features(data: CompetitionData) -> TabularFeatures:
-    """Feature hook, then ``add_datepart`` on the date columns, over train and test together;
-    then the column plan (which columns are used, which dropped and why)."""
-    comp = data.comp
-    target_cols = [t.name for t in comp.targets]
-    train_x = data.train.drop(columns=target_cols)
-    full = pd.concat([train_x, data.test[[c for c in data.test.columns if c != "path"]]], ignore_index=True)
-    hook = load_hook(comp)
-    if hook is not None:
-        before = set(full.columns)
-        full = apply_hook(hook, full, comp)
-        _refuse_target_copies(full.iloc[:len(train_x)], data, sorted(set(full.columns) - before), comp)
-    for col in comp.tabular.date_columns:
-        if col in full.columns:
-            full = add_datepart(full, col, time=comp.tabular.date_time)
-    exclude = {c: "listed in [tabular] drop" for c in comp.tabular.drop if c in full.columns}
-    if comp.id_column in full.columns:
-        exclude[comp.id_column] = "the id column"
-    for c in train_x.columns:  # a column the test file lacks would be all-missing at prediction time
-        if c in full.columns and c not in data.test.columns and c not in exclude:
-            exclude[c] = "absent from the test file (a likely leak)"
-    n = len(train_x)
-    for c in full.columns:  # e.g. a hook's feature made from a column the test file lacks
-        if c not in exclude and full[c].iloc[n:].isna().all() and full[c].iloc[:n].notna().any() and len(full) > n:
-            exclude[c] = "missing in every test row: the model could not use it there"
-    plan = plan_columns(full.iloc[:n], exclude=exclude, categorical=comp.tabular.categorical,
-                        max_cardinality=comp.tabular.max_cardinality)
-    return TabularFeatures(full.iloc[:n].reset_index(drop=True), full.iloc[n:].reset_index(drop=True), plan)
-
-
-def _refuse_target_copies(train_part: pd.DataFrame, data: CompetitionData, new: list[str], comp: Competition) -> None:
-    """A hook's new column that equals a target on every train row is the target, read back in."""
-    for t in comp.targets:
-        y = data.train[t.name].reset_index(drop=True)
-        for c in new:
-            col = train_part[c].reset_index(drop=True)
-            same = col.astype(str).equals(y.astype(str)) or (
-                pd.api.types.is_numeric_dtype(col) and pd.api.types.is_numeric_dtype(y)
-                and np.allclose(col.to_numpy(float), y.to_numpy(float), equal_nan=True))
-            if same:
-                raise SpecError(f"{hook_path(comp)}: add_features' column {c!r} equals the target {t.name!r} on "
-                                "every train row: a target leak (CV would be perfect, the leaderboard not); "
-                                "features must not read the target")
-
-
 def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
     """``["lgbm.num_leaves=63", "rf.n_estimators=500"]`` -> ``{"lgbm": {"num_leaves": 63}, ...}``."""
     out: dict[str, dict[str, Any]] = {}
@@ -162,7 +122,7 @@ def _literal(value: str) -> Any:
 def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
                    params: dict[str, Any] | None = None, seed: int = 42, time_limit: float | None = None,
                    n_jobs: int | None = None, only_folds: list[int] | None = None,
-                   on_fold: Any = None, predict_test: bool = True) -> dict[str, Any]:
+                   on_fold: Any = None, predict_test: bool = True) -> CVPredictions:
     """Cross-validate one model: OOF and fold-averaged test predictions per submitted target,
     per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``."""
     comp = data.comp
@@ -208,8 +168,7 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                    for f in fold_ids]
     overall = score_predictions(comp, data.train, oof, targets, rows=rows)
     importance = pd.concat(importances, axis=1).fillna(0).mean(axis=1).sort_values(ascending=False)
-    return {"oof": oof, "test": test, "targets": targets, "scores": overall, "fold_scores": fold_scores,
-            "importance": importance, "best_iterations": best_iters}
+    return CVPredictions(oof, test, targets, overall, fold_scores, importance, best_iters)
 
 
 def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
@@ -238,6 +197,51 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     config (``kk run`` records its stage there)."""
     t0 = time.perf_counter()
     ws, comp = resolve(competition, workspace)
+    comp, params = _check_request(comp, models, k, params)
+    task = "classification" if comp.submitted_targets[0].is_classification else "regression"
+    # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
+    resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
+    data = load_data(comp, ws)
+    folds = get_folds(data, ws)
+    feats = build_features(data)
+    store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)
+    per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
+    bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
+    results = []
+    for model in models:
+        config = {"models": [model], "params": resolved[model], "given_params": params.get(model) or {},
+                  "seed": seed, "features": list(feats.plan.used),
+                  "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
+                  "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
+                  "time_budget": time_budget}
+        fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
+        same = None if new else store.identical(fp)
+        if same is not None:
+            results.append(_reused(model, same, resolved[model]))
+            if bar is not None:
+                bar.update(folds.k * len(comp.submitted_targets))
+            continue
+        if bar is not None:
+            bar.set_description(model)
+        cv, seconds = _timed(lambda m=model: fit_predict_cv(
+            feats, data, folds, m, params=params.get(m), seed=seed, time_limit=per_fold_limit, n_jobs=n_jobs,
+            on_fold=(lambda _f: bar.update(1)) if bar is not None else None))
+        run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
+        results.append(ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,
+                                   seconds, resolved[model]))
+    if bar is not None:
+        bar.close()
+    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id)
+    _warn_perfect(result, comp)
+    if submit:
+        _submit(result, data, ws, new)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _check_request(comp: Competition, models: tuple[str, ...], k: int | None,
+                   params: dict[str, dict[str, Any]] | None) -> tuple[Competition, dict[str, dict[str, Any]]]:
+    """The competition with ``k`` folds when given, and the checked parameter overrides."""
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
     if k is not None and k < 2:
@@ -248,73 +252,59 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
     for name in params:
         if name not in models:
             raise OptionError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
-    task = "classification" if comp.submitted_targets[0].is_classification else "regression"
-    # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
-    resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
-    data = load_data(comp, ws)
-    folds = get_folds(data, ws)
-    feats = build_features(data)
-    store = RunStore(ws, comp.name)
-    dkey = data_fingerprint(comp, ws)
-    per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
-    results = []
-    bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
-    for model in models:
-        start = time.perf_counter()
-        config = {"models": [model], "params": resolved[model], "given_params": params.get(model) or {},
-                  "seed": seed, "features": list(feats.plan.used),
-                  "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
-                  "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
-                  "time_budget": time_budget}
-        fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
-        same = None if new else store.identical(fp)
-        if same is not None:
-            s = same.scores
-            results.append(ModelResult(model, same, s["cv"], float(s.get("cv_std", np.std(s["folds"]))), s["folds"],
-                                       float(same.meta.get("timings", {}).get("fit_s", 0.0)), resolved[model],
-                                       reused=True))
-            if bar is not None:
-                bar.update(folds.k * len(comp.submitted_targets))
-            continue
-        if bar is not None:
-            bar.set_description(model)
-        cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
-                            time_limit=per_fold_limit, n_jobs=n_jobs,
-                            on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
-        seconds = time.perf_counter() - start
-        writer = store.create("tabular", model, {**config, "fingerprint": fp, **(record or {})})
-        writer.save_predictions(
-            to_frame(data.train[comp.id_column], comp.id_column, cv["oof"], cv["targets"]),
-            to_frame(data.test[comp.id_column], comp.id_column, cv["test"], cv["targets"]))
-        fs = cv["fold_scores"]
-        writer.save_scores({"cv": cv["scores"]["cv"], "cv_std": float(np.std(fs)), "folds": fs,
-                            "per_target": {k_: v for k_, v in cv["scores"].items() if k_ != "cv"},
-                            "best_iterations": cv["best_iterations"]})
-        save_importance(cv["importance"], writer.path, f"{comp.name}: {model} feature importance")
-        run = writer.finish(comp, ws, fold_id=folds.id, targets=cv["targets"], timings={"fit_s": round(seconds, 3)})
-        results.append(ModelResult(model, run, cv["scores"]["cv"], float(np.std(fs)), fs, seconds, resolved[model]))
-    if bar is not None:
-        bar.close()
-    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id)
-    ties = indistinguishable(result)
+    return comp, params
+
+
+def _timed(fit: Any) -> tuple[CVPredictions, float]:
+    start = time.perf_counter()
+    cv = fit()
+    return cv, time.perf_counter() - start
+
+
+def _reused(model: str, run: Run, params: dict[str, Any]) -> ModelResult:
+    s = run.scores
+    return ModelResult(model, run, s["cv"], float(s.get("cv_std", np.std(s["folds"]))), s["folds"],
+                       float(run.meta.get("timings", {}).get("fit_s", 0.0)), params, reused=True)
+
+
+def _store_run(store: RunStore, data: CompetitionData, folds: Folds, model: str, cv: CVPredictions, seconds: float,
+               config: dict[str, Any]) -> Run:
+    """One model's cross-validation as a run: predictions, scores, feature importance (CSV, PNG)."""
+    comp = data.comp
+    writer = store.create("tabular", model, config)
+    writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, cv.oof, cv.targets),
+                            to_frame(data.test[comp.id_column], comp.id_column, cv.test, cv.targets))
+    writer.save_scores({"cv": cv.scores["cv"], "cv_std": float(np.std(cv.fold_scores)), "folds": cv.fold_scores,
+                        "per_target": {k_: v for k_, v in cv.scores.items() if k_ != "cv"},
+                        "best_iterations": cv.best_iterations})
+    save_importance(cv.importance, writer.path, f"{comp.name}: {model} feature importance")
+    return writer.finish(comp, store.ws, fold_id=folds.id, targets=cv.targets, timings={"fit_s": round(seconds, 3)})
+
+
+def _warn_perfect(result: BaselineResult, comp: Competition) -> None:
     m = get_metric(comp.metric)
-    perfect = [r.model for r in results if (r.cv >= 1 - 1e-9 if m.greater_is_better else r.cv <= 1e-9)]
+    perfect = [r.model for r in result.results if (r.cv >= 1 - 1e-9 if m.greater_is_better else r.cv <= 1e-9)]
     if perfect:
         result.notes.insert(0, f"suspicious: {', '.join(perfect)} scored a perfect CV ({comp.metric} "
                                f"{result.best.cv:.4f}): a target leak is the likely "
                                f"cause (a column that is the target, or tied to it); run 'kk check {comp.name}'")
-    if submit and ties:  # the CV order is luck: submit their mean blend (bench/noise_rule.py measures this rule)
+
+
+def _submit(result: BaselineResult, data: CompetitionData, ws: Workspace, new: bool) -> None:
+    """The best model's submission; when other models are indistinguishable from it, the CV order
+    is luck: their mean blend instead (bench/noise_rule.py measures this rule)."""
+    ties = indistinguishable(result)
+    if ties:
         from ..blend import ensemble
 
-        blend = ensemble(comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws, new=new)
+        blend = ensemble(data.comp, [result.best.run.id, *(r.run.id for r in ties)], method="mean", workspace=ws,
+                         new=new)
         assert blend.run is not None
         result.chosen = f"mean blend of {', '.join([result.best.model, *(r.model for r in ties)])} ({blend.run.id})"
         result.submission, result.holdout = blend.submission, blend.holdout
-    elif submit:
+    else:
         result.chosen = result.best.model
         result.submission, result.holdout = submit_run(data, ws, result.best.run)
-    result.seconds = time.perf_counter() - t0
-    return result
 
 
 def indistinguishable(result: BaselineResult) -> list[ModelResult]:

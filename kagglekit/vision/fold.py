@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,29 @@ def make_mixup(cfg: TrainConfig, heads: list[Head]) -> Any:
                  num_classes=heads[0].size)
 
 
+@dataclass
+class FoldContext:
+    """What every phase of a fold trains with: the fold's rows, the model and its learner, the
+    loaders, the checkpointer, and where epochs are logged."""
+
+    fold: int
+    tr: np.ndarray
+    va: np.ndarray
+    cfg: TrainConfig
+    data: CompetitionData
+    heads: list[Head]
+    y: np.ndarray
+    lr: float
+    model: Any
+    learner: Any
+    loaders: Loaders
+    ckpt: Checkpointer
+    pretrained: bool
+    dist: Dist
+    log: Callable[[dict[str, Any]], None]
+    progress: bool
+
+
 def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, *, cfg: TrainConfig,
                data: CompetitionData, heads: list[Head], y: np.ndarray, images: Sequence[np.ndarray],
                test_images: Sequence[np.ndarray], lr: float, fold_dir: Path,
@@ -139,7 +163,6 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     """Train one fold (resuming from its last checkpoint when there is one); returns its predictions.
     With DDP (``dist``) every process runs this, on its share of each batch. ``run_plan``: how this
     machine trains (device, precision, workers...), by default :func:`.config.machine_plan`."""
-
     from .learner import make_learner
 
     dist = dist or Dist()
@@ -149,7 +172,6 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
         return dict(np.load(done, allow_pickle=False))
     fold_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed + fold)
-    comp = data.comp
     assert cfg.sizes is not None
     model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights,
                                         drop_path_rate=cfg.drop_path)
@@ -158,64 +180,84 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     learner = make_learner(model, heads, run_plan, dist, accum=cfg.accum, label_smoothing=cfg.label_smoothing,
                            frozen_bn_stats=pretrained and cfg.frozen_bn_stats, compile=cfg.compile,
                            layer_decay=cfg.layer_decay, mixup=make_mixup(cfg, heads))
-    resize = resize_policy(resize_method(cfg, comp), cfg.arch, pretrained)
-    loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist, run_plan)
-    targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in heads}
-    valid_rows = data.train.iloc[va].reset_index(drop=True)
-    ckpt = Checkpointer(fold_dir, comp.metric, cfg.sizes[-1], write=dist.main, keep=cfg.keep)
-    if ckpt.state is not None:
-        model.load_state_dict(ckpt.state["model"])
-        if ckpt.state.get("ema"):  # resuming an averaged run: the average so far, and its step count
-            learner.start_ema(cfg.ema)
-            learner.ema.module.load_state_dict(ckpt.state["ema"])
-            learner.steps = int(ckpt.state.get("ema_steps", 0))
+    resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, pretrained)
+    ctx = FoldContext(fold, tr, va, cfg, data, heads, y, lr, model, learner,
+                      Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist, run_plan),
+                      Checkpointer(fold_dir, data.comp.metric, cfg.sizes[-1], write=dist.main, keep=cfg.keep),
+                      pretrained, dist, log, progress)
+    _resume(ctx)
     for pi, (kind, size, epochs) in enumerate(phases(cfg, pretrained)):
-        point = ckpt.resume_point(pi)
-        if point is None or point[0] >= epochs:
-            continue
-        start_epoch, state = point
-        set_body_trainable(model, kind not in ("frozen", "probe"))
-        if kind != "probe":
-            learner.prepare_phase()
-        if kind == "stage" and cfg.ema and learner.ema is None:  # the average starts with fine-tuning
-            learner.start_ema(cfg.ema)
-        train_loader = loaders(tr, size, train=True)
-        valid_loader = loaders(va, size, train=False)
-        phase_lr = lr if kind == "frozen" or not pretrained else lr / 2
-        body_lr = phase_lr / cfg.lr_mult if pretrained and kind != "frozen" else phase_lr
-        bar = _bar(progress and dist.main, len(train_loader), f"fold {fold} {kind} {size}px")
-        learner.on_batch = None if bar is None else _show_loss(bar)
-
-        def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, *, kind=kind, size=size, pi=pi,
-                     bar=bar, valid_loader=valid_loader, **extra: float) -> None:
-            raw = dist.gather_rows(learner.predict(valid_loader), len(va))
-            scores = score_predictions(comp, valid_rows, split_outputs(raw, heads), targets)
-            row = {"fold": fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
-                   "valid_loss": learner.loss_of(raw, y[va]), **{k: float(v) for k, v in scores.items()},
-                   "images_per_s": seen / seconds, "seconds": seconds, **extra}
-            ckpt.epoch_end(learner, row, pi)
-            log(row)  # after the checkpoint: an interruption here loses nothing
-            if bar is not None:
-                bar.reset()
-
-        if kind == "probe":  # the head fitted on frozen features: seconds, not an epoch
-            t = time.perf_counter()
-            feats, feat_y, ids = learner.features(loaders(tr, size, train=False), flip=cfg.flip)
-            learner.opt, learner.sched = None, None
-            c = learner.choose_c(feats, feat_y, ids)[0] if cfg.probe_c == "auto" else float(cfg.probe_c)
-            loss = learner.fit_head(feats, feat_y, l2=1.0 / (2 * len(feats) * c))
-            head = model.get_classifier()
-            head.load_state_dict(dist.broadcast(head.state_dict()))  # every process: rank 0's head
-            on_epoch(0, loss, len(feats), time.perf_counter() - t, probe_c=c)
-        else:
-            learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
-                                  **schedule(kind, pretrained), start_epoch=start_epoch, state=state)
-        if bar is not None:
-            bar.close()
+        point = ctx.ckpt.resume_point(pi)
+        if point is not None and point[0] < epochs:
+            _run_phase(ctx, pi, kind, size, epochs, point)
     dist.barrier()  # rank 0 has written best.pt
-    return _predict_fold(learner, model, ckpt, loaders, Loaders(test_images, None, cfg, mean, std, resize,
-                                                                cfg.seed + fold, dist, run_plan),
-                         va, test_idx, cfg.tta, heads, source, fold_dir, write=dist.main)
+    test_loaders = Loaders(test_images, None, cfg, mean, std, resize, cfg.seed + fold, dist, run_plan)
+    return _predict_fold(learner, model, ctx.ckpt, ctx.loaders, test_loaders, va, test_idx, cfg.tta, heads, source,
+                         fold_dir, write=dist.main)
+
+
+def _resume(ctx: FoldContext) -> None:
+    """Load the last checkpoint's weights, and the weight average so far with its step count."""
+    state = ctx.ckpt.state
+    if state is None:
+        return
+    ctx.model.load_state_dict(state["model"])
+    if state.get("ema"):
+        ctx.learner.start_ema(ctx.cfg.ema)
+        ctx.learner.ema.module.load_state_dict(state["ema"])
+        ctx.learner.steps = int(state.get("ema_steps", 0))
+
+
+def _run_phase(ctx: FoldContext, pi: int, kind: str, size: int, epochs: int, point: tuple[int, Any]) -> None:
+    """One phase: the linear probe (the head fitted on frozen features), frozen epochs, or a stage
+    of fine-tuning at one image size with its own one-cycle schedule."""
+    cfg, learner = ctx.cfg, ctx.learner
+    start_epoch, state = point
+    set_body_trainable(ctx.model, kind not in ("frozen", "probe"))
+    if kind != "probe":
+        learner.prepare_phase()
+    if kind == "stage" and cfg.ema and learner.ema is None:  # the average starts with fine-tuning
+        learner.start_ema(cfg.ema)
+    train_loader = ctx.loaders(ctx.tr, size, train=True)
+    bar = _bar(ctx.progress and ctx.dist.main, len(train_loader), f"fold {ctx.fold} {kind} {size}px")
+    learner.on_batch = None if bar is None else _show_loss(bar)
+    on_epoch = _epoch_end(ctx, pi, kind, size, ctx.loaders(ctx.va, size, train=False), bar)
+    if kind == "probe":  # the head fitted on frozen features: seconds, not an epoch
+        t = time.perf_counter()
+        feats, feat_y, ids = learner.features(ctx.loaders(ctx.tr, size, train=False), flip=cfg.flip)
+        learner.opt, learner.sched = None, None
+        c = learner.choose_c(feats, feat_y, ids)[0] if cfg.probe_c == "auto" else float(cfg.probe_c)
+        loss = learner.fit_head(feats, feat_y, l2=1.0 / (2 * len(feats) * c))
+        head = ctx.model.get_classifier()
+        head.load_state_dict(ctx.dist.broadcast(head.state_dict()))  # every process: rank 0's head
+        on_epoch(0, loss, len(feats), time.perf_counter() - t, probe_c=c)
+    else:
+        phase_lr = ctx.lr if kind == "frozen" or not ctx.pretrained else ctx.lr / 2
+        body_lr = phase_lr / cfg.lr_mult if ctx.pretrained and kind != "frozen" else phase_lr
+        learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
+                              **schedule(kind, ctx.pretrained), start_epoch=start_epoch, state=state)
+    if bar is not None:
+        bar.close()
+
+
+def _epoch_end(ctx: FoldContext, pi: int, kind: str, size: int, valid_loader: Any, bar: Any) -> Callable[..., None]:
+    """What ends every epoch: validate, checkpoint (keeping the epoch by the rule), then log."""
+    comp, va = ctx.data.comp, ctx.va
+    valid_rows = ctx.data.train.iloc[va].reset_index(drop=True)
+    targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in ctx.heads}
+
+    def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, **extra: float) -> None:
+        raw = ctx.dist.gather_rows(ctx.learner.predict(valid_loader), len(va))
+        scores = score_predictions(comp, valid_rows, split_outputs(raw, ctx.heads), targets)
+        row = {"fold": ctx.fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
+               "valid_loss": ctx.learner.loss_of(raw, ctx.y[va]), **{k: float(v) for k, v in scores.items()},
+               "images_per_s": seen / seconds, "seconds": seconds, **extra}
+        ctx.ckpt.epoch_end(ctx.learner, row, pi)
+        ctx.log(row)  # after the checkpoint: an interruption here loses nothing
+        if bar is not None:
+            bar.reset()
+
+    return on_epoch
 
 
 def _predict_fold(learner: Any, model: Any, ckpt: Checkpointer, loaders: Loaders, test_loaders: Loaders,
