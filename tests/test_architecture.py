@@ -82,3 +82,19 @@ def test_no_import_cycle_in_kagglekit():
     graph = import_graph()
     assert "kagglekit.vision.training" in graph["kagglekit.vision.launch"]  # the walk sees real imports
     assert cycles(graph) == []
+
+
+def test_functions_are_short_and_modules_one_concern():
+    """No function over 60 lines; no module over 350 lines unless its docstring says why it is one
+    concern."""
+    long_functions, long_modules = [], []
+    for path in sorted(ROOT.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        if len(source.splitlines()) > 350 and "One concern" not in (ast.get_docstring(tree) or ""):
+            long_modules.append(module_name(path))
+        long_functions += [f"{module_name(path)}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+                           for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                           and node.end_lineno - node.lineno + 1 > 60]
+    assert long_functions == []
+    assert long_modules == []

@@ -17,25 +17,25 @@ def list_runs(competition: str = COMPETITION,
     folds' noise), held-out and leaderboard scores."""
     import json
 
-    from ..runs import RunStore, fold_gap
+    from ..runs import RunStore
+    from ..runs.table import run_table
 
     ws = workspace()
     comp = ws.competition(competition)
-    runs = RunStore(ws, comp.name).ranked(comp.metric, complete_only=not all_runs)
-    rows = [r.summary() for r in runs]
-    best = RunStore(ws, comp.name).best(comp.metric, runs)
-    for r, s in zip(runs, rows, strict=True):
-        same_folds = best is not None and not r.problem and r.meta.get("fold_id") == best.meta.get("fold_id")
-        gap = fold_gap(comp.metric, best.scores.get("folds") or [], s["folds"]) \
-            if best is not None and same_folds and r is not best else None
-        s["vs_best"] = None if gap is None else {"diff": gap.diff, "se": gap.se,
-                                                 "indistinguishable": gap.indistinguishable}
+    store = RunStore(ws, comp.name)
+    runs, rows, best = run_table(store, comp.metric, complete_only=not all_runs)
     if as_json:
         print(json.dumps(rows, indent=2))
-        return
-    if plot:
+    elif plot:
         _plot(ws, comp, runs)
-        return
+    else:
+        out = console()
+        out.print(_table(comp, runs, rows, best))
+        for line in _notes(comp, store, rows, all_runs):
+            out.print(line, markup=False)
+
+
+def _table(comp, runs, rows, best):  # noqa: ANN001, ANN202
     from rich.table import Table
 
     table = Table(title=f"{comp.name} runs ({comp.metric}, {'higher' if _greater(comp.metric) else 'lower'} is better)")
@@ -50,25 +50,29 @@ def list_runs(competition: str = COMPETITION,
                       ",".join(s["models"]), s.get("folds_done") or "-", fmt(s["cv"]), fmt(s["cv_se"]), vs,
                       fmt(s["holdout"]), fmt(s["lb"]),
                       (s["created"] or "")[:19])
-    out = console()
-    out.print(table)
-    broken = [r for r in RunStore(ws, comp.name).runs(complete_only=False) if r.problem]
+    return table
+
+
+def _notes(comp, store, rows: list[dict], all_runs: bool) -> list[str]:  # noqa: ANN001
+    """Lines under the table: broken runs skipped, runs over some folds, runs tied with the best."""
+    out = []
+    broken = [r for r in store.runs(complete_only=False) if r.problem]
     if broken and not all_runs:
-        out.print(f"{len(broken)} broken run(s) skipped (e.g. {broken[0].problem}); 'kk runs {comp.name} --all' "
-                  "lists them", markup=False)
+        out.append(f"{len(broken)} broken run(s) skipped (e.g. {broken[0].problem}); 'kk runs {comp.name} --all' "
+                   "lists them")
     partial = [s["id"] for s in rows if s.get("partial")]
     if partial:
-        out.print(f"{len(partial)} run(s) cover some folds only (e.g. {partial[0]}): their CV is not comparable and "
-                  f"they are never 'best'; train the other folds (kk train {comp.name} --folds ...) and join them "
-                  f"with kk merge {comp.name} RUN_A RUN_B", markup=False)
+        out.append(f"{len(partial)} run(s) cover some folds only (e.g. {partial[0]}): their CV is not comparable and "
+                   f"they are never 'best'; train the other folds (kk train {comp.name} --folds ...) and join them "
+                   f"with kk merge {comp.name} RUN_A RUN_B")
     ties = [s["id"] for s in rows if s["vs_best"] and s["vs_best"]["indistinguishable"]]
     if ties:
-        out.print(f"≈: within two standard errors of the best run's per-fold scores ({len(ties)} run(s)): "
-                  "their order is fold-sampling luck; a blend of them (kk ensemble) is the safer submission",
-                  markup=False)
+        out.append(f"≈: within two standard errors of the best run's per-fold scores ({len(ties)} run(s)): "
+                   "their order is fold-sampling luck; a blend of them (kk ensemble) is the safer submission")
     if not rows:
-        out.print(f"no runs yet: start with 'kk baseline {comp.name}'" if comp.kind == "tabular"
-                  else f"no runs yet: start with 'kk train {comp.name}'")
+        out.append(f"no runs yet: start with 'kk baseline {comp.name}'" if comp.kind == "tabular"
+                   else f"no runs yet: start with 'kk train {comp.name}'")
+    return out
 
 
 def _greater(metric: str) -> bool:

@@ -21,8 +21,6 @@ def baseline(
                                                            "(e.g. one written by kk tune)"),
 ) -> None:
     """Cross-validate random forest and LightGBM on the shared folds; write the best submission."""
-    from rich.table import Table
-
     from ..tabular.baseline import baseline as run_baseline
     from ..tabular.baseline import parse_overrides
     from ..tabular.models import list_models
@@ -40,7 +38,15 @@ def baseline(
         params = recipe_params
     result = run_baseline(competition, models=models, k=k, seed=seed, params=params,
                           time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new)
-    out = console()
+    _print(console(), result)
+
+
+def _print(out, result) -> None:  # noqa: ANN001
+    """The features used, the models' table, notes, plots and the submission."""
+    from rich.table import Table
+
+    from ..runs import cv_se
+
     plan = result.plan
     out.print(f"features used ({len(plan.used)}): {', '.join(plan.used)}", markup=False)
     for col, why in plan.dropped.items():
@@ -49,11 +55,8 @@ def baseline(
                         f"(folds {result.fold_id})")
     for col in ("model", "CV", "± s.e.", "folds", "time", "run"):
         table.add_column(col)
-    best = result.best
-    from ..runs import cv_se
-
     for r in result.results:
-        table.add_row(r.model + (" *" if r is best else ""), fmt(r.cv), fmt(cv_se(r.fold_scores)),
+        table.add_row(r.model + (" *" if r is result.best else ""), fmt(r.cv), fmt(cv_se(r.fold_scores)),
                       " ".join(fmt(s, 3) for s in r.fold_scores),
                       "reused" if r.reused else f"{r.seconds:.1f}s", r.run.id)
     out.print(table)
