@@ -22,7 +22,7 @@ def hand_written(data_dir, folds: pd.DataFrame) -> tuple[float, float]:
     warnings.filterwarnings("ignore", category=lgb.basic.LGBMDeprecationWarning if hasattr(
         lgb.basic, "LGBMDeprecationWarning") else UserWarning)
     t = time.perf_counter()
-    features = REPO / "kagglekit/competitions/titanic/features.py"
+    features = REPO / "competitions/titanic/features.py"
     spec = importlib.util.spec_from_file_location("titanic_features", features)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -21,7 +21,7 @@ from .runs import Run, RunStore, data_fingerprint, fingerprint
 from .spec import Competition, validate_name
 from .toml_table import TomlTable
 from .trainconfig import SPEC_KEYS, check_table
-from .workspace import Workspace, resolve
+from .workspace import Workspace, resolve, shipped
 
 STAGE_KEYS = {
     "baseline": {"models", "params", "seed", "k", "time_budget"},
@@ -69,7 +69,8 @@ class PipelineResult:
     seconds: float = 0.0
 
 
-PACKAGED_RECIPES = Path(__file__).parent / "recipes"  # the default recipes, shipped in the wheel
+# the default recipes: the repository's pipelines/, shipped in the wheel as kagglekit/recipes
+PACKAGED_RECIPES = shipped("recipes", "pipelines", "*.toml")
 
 
 def list_recipes(ws: Workspace) -> list[str]:

@@ -13,7 +13,16 @@ from pathlib import Path
 from .errors import SpecError, did_you_mean, one_of
 from .spec import Competition, load_spec, validate_name
 
-PACKAGED_COMPETITIONS = Path(__file__).parent / "competitions"  # built-ins and examples, shipped in the wheel
+def shipped(inside: str, top: str, pattern: str) -> Path:
+    """A folder of kagglekit's own files: ``kagglekit/<inside>`` of an installed wheel (which maps the
+    repository's top-level ``<top>/`` there), else ``<top>/`` beside the package (a source checkout,
+    an editable install). ``pattern`` tells a real one from an empty leftover."""
+    packaged = Path(__file__).parent / inside
+    return packaged if any(packaged.glob(pattern)) else Path(__file__).parent.parent / top
+
+
+# built-ins and examples: the repository's competitions/, shipped in the wheel as kagglekit/competitions
+PACKAGED_COMPETITIONS = shipped("competitions", "competitions", "*/competition.toml")
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")
 

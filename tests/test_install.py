@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,18 @@ def test_a_kaggle_notebook_needs_no_workspace(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_every_package_of_kagglekit_is_in_the_wheels_list():
+    """pyproject lists its packages (competitions/ and pipelines/ are mapped into the package): a new
+    subpackage left out of the list would be left out of the wheel."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(repo).parts) for p in (repo / "kagglekit").rglob("__init__.py")}
+    assert found <= listed and {"kagglekit.competitions", "kagglekit.recipes"} <= listed
+    assert PACKAGED_COMPETITIONS == repo / "competitions" and PACKAGED_RECIPES == repo / "pipelines"
+
+
 def test_wheel_in_a_fresh_venv_runs_from_an_empty_folder(tmp_path):
     """The built wheel, installed alone (its dependencies from this environment), in an empty folder:
     kk init, kk baseline playground-churn and kk run playground-churn."""
