@@ -24,10 +24,12 @@ CACHE_MODES = ("auto", "memory", "disk")
 
 
 def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, machine: bool = False,
-         flag: str | None = None, short: str | None = None) -> Any:
+         speed_only: bool = False, flag: str | None = None, short: str | None = None) -> Any:
     """A field with its help; ``machine``: how this machine runs, not what is trained (a flag, not a
-    ``[train]`` key); ``flag``/``short``: the flag's name when it is not the field's."""
-    meta = {"help": help, "choices": choices, "machine": machine, "flag": flag, "short": short}
+    ``[train]`` key); ``speed_only``: it changes how fast a run goes, not its result, so it is left
+    out of the run's identity; ``flag``/``short``: the flag's name when it is not the field's."""
+    meta = {"help": help, "choices": choices, "machine": machine, "speed_only": speed_only, "flag": flag,
+            "short": short}
     return field(default=default, metadata=meta)
 
 
@@ -57,9 +59,9 @@ class TrainConfig:
     seed: int = _opt(42, "the run's seed")
     device: str = _opt("auto", "where to train (auto: cuda when there is one)", choices=DEVICES, machine=True)
     precision: str = _opt("auto", "autocast: auto (bf16 from sm 8.0, fp16 with a gradient scaler on sm 6.0/7.x, "
-                          "fp32 on CPUs; kk doctor shows it)", choices=PRECISIONS)
+                          "fp32 on CPUs; kk doctor shows it)", choices=PRECISIONS, speed_only=True)
     num_workers: int | None = _opt(None, "DataLoader worker processes [default: sized to the machine]",
-                                   machine=True, flag="--workers")
+                                   machine=True, flag="--workers", speed_only=True)
     resize: str | None = _opt(None, "valid/test resize (auto: the pretrained model's centre crop) [default: the "
                               "spec's [image] resize, else auto]", choices=RESIZE_METHODS)
     flip: bool = _opt(True, "horizontal flips in augmentation")
@@ -78,11 +80,12 @@ class TrainConfig:
     mixup: float = _opt(0.0, "mixup alpha (timm's Mixup; one classification target)")
     cutmix: float = _opt(0.0, "cutmix alpha")
     skip_bad_images: bool = _opt(False, "skip unreadable images with a warning", machine=True)
-    devices: int = _opt(1, "processes, one per GPU (DDP via torchrun; on CPU: gloo)", machine=True)
+    devices: int = _opt(1, "processes, one per GPU (DDP via torchrun; on CPU: gloo)", machine=True, speed_only=True)
     cache: str = _opt("auto", "pre-resized images held in memory, or streamed from a packed file on disk (auto: disk "
-                      "when they would take over a quarter of the free memory)", choices=CACHE_MODES, machine=True)
+                      "when they would take over a quarter of the free memory)", choices=CACHE_MODES, machine=True,
+                      speed_only=True)
     compile: bool = _opt(False, "torch.compile the training step (pays on GPUs for long runs; compiling takes "
-                         "minutes)", machine=True)
+                         "minutes)", machine=True, speed_only=True)
 
     def __post_init__(self) -> None:
         if isinstance(self.lr, str) and self.lr != "auto":
@@ -129,6 +132,8 @@ def spec_keys(cls: type = TrainConfig) -> tuple[str, ...]:
 
 FIELDS: dict[str, Field] = fields_of()
 SPEC_KEYS: tuple[str, ...] = spec_keys()
+# left out of a run's identity: an identical run made with other values of these is the same run
+SPEED_ONLY: tuple[str, ...] = tuple(name for name, f in FIELDS.items() if f.metadata.get("speed_only"))
 
 
 def flag_of(f: Field) -> str:

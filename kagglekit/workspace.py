@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import SpecError, did_you_mean, one_of
 from .spec import Competition, load_spec, validate_name
 
+
 def shipped(inside: str, top: str, pattern: str) -> Path:
     """A folder of kagglekit's own files: ``kagglekit/<inside>`` of an installed wheel (which maps the
     repository's top-level ``<top>/`` there), else ``<top>/`` beside the package (a source checkout,

@@ -69,7 +69,7 @@ def test_every_package_of_kagglekit_is_in_the_wheels_list():
     listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(repo).parts) for p in (repo / "kagglekit").rglob("__init__.py")}
     assert found <= listed and {"kagglekit.competitions", "kagglekit.recipes"} <= listed
-    assert PACKAGED_COMPETITIONS == repo / "competitions" and PACKAGED_RECIPES == repo / "pipelines"
+    assert repo / "competitions" == PACKAGED_COMPETITIONS and repo / "pipelines" == PACKAGED_RECIPES
 
 
 def test_wheel_in_a_fresh_venv_runs_from_an_empty_folder(tmp_path):

@@ -50,8 +50,8 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
         cfg, run_path = config_of(run.config), run.path
     else:
         cfg = resolve_config(comp, config, overrides)
-    job = {"ws": ws, "comp": comp, "cfg": cfg, "run_path": run_path, "submit": submit, "progress": progress,
-           "new": new, "record": record}
+    job: dict[str, Any] = {"ws": ws, "comp": comp, "cfg": cfg, "run_path": run_path, "submit": submit,
+                           "progress": progress, "new": new, "record": record}
     from .distributed import launched
 
     if cfg.devices > 1 and not launched():

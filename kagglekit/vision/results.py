@@ -21,7 +21,7 @@ from ..predictions import encode_target, score_predictions, target_info, to_fram
 from ..runs import Run, RunStore, RunWriter
 from ..spec import Competition
 from ..submissions import submit_run
-from ..trainconfig import TrainConfig
+from ..trainconfig import SPEED_ONLY, TrainConfig
 from ..workspace import Workspace, resolve
 from .config import TrainResult, config_of, make_heads
 from .model import Head
@@ -134,7 +134,7 @@ def finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: F
     return run, res
 
 
-NOT_RESULTS = ("num_workers", "devices", "cache", "compile", "precision")  # settings that change speed, not the result
+NOT_RESULTS = SPEED_ONLY  # settings that change speed, not the result (TrainConfig's speed_only fields)
 
 
 def result_of(run: Run, data: CompetitionData, ws: Workspace, submit: bool, t0: float) -> TrainResult:
