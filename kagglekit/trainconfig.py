@@ -211,3 +211,10 @@ def check_table(table: dict[str, Any], file: Any, where: str, cls: type = TrainC
         problem = check_value(key, value, cls)
         if problem:
             raise SpecError(f"{file}: key '{where}.{key}': {problem}")
+    try:  # the rules between values (e.g. epochs at least 1), worded with the table's keys, not flags
+        cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
+    except OptionError as e:
+        message = str(e)
+        for f in sorted(fields(cls), key=lambda f: -len(flag_of(f))):
+            message = message.replace(flag_of(f), f"'{where}.{f.name}'")
+        raise SpecError(f"{file}: {message}") from None

@@ -43,6 +43,7 @@ def write_spec(tmp_path, train: str):
     ('lr = "fast"', "key 'train.lr': expected a number or 'auto', found 'fast'"),
     ("polcy = 'trivial'", "key 'train.polcy': unknown key; allowed keys here are 'arch', "),
     ("devices = 2", "key 'train.devices': unknown key"),  # how this machine runs, not what is trained
+    ("epochs = 0", "'train.accum', 'train.batch_size' and 'train.epochs' must be at least 1"),  # not "--epochs"
 ])
 def test_a_bad_train_value_is_one_line_naming_the_spec_file_and_key(tmp_path, train, message):
     path = write_spec(tmp_path, train)
