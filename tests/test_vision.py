@@ -306,5 +306,5 @@ def test_tta_is_used_only_when_it_does_not_hurt_the_oof_score(ws, tta_is_better)
             p[f"test:{h.name}"] = p[f"test_tta:{h.name}"] = np.full((len(data.test), len(h.classes)), 0.5)
         fold_preds[f] = p
     res = assemble(data, folds, heads, fold_preds)
-    assert res["best"] == ("tta" if tta_is_better else "plain")
-    assert res["scores"][res["best"]]["cv"] >= res["scores"]["plain"]["cv"]
+    assert res.best == ("tta" if tta_is_better else "plain")
+    assert res.scores[res.best]["cv"] >= res.scores["plain"]["cv"]

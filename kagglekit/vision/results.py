@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,27 @@ from ..workspace import Workspace, resolve
 from .config import TrainResult, config_of, make_heads
 from .model import Head
 
+Preds = dict[str, np.ndarray]
+
+
+@dataclass
+class Assembled:
+    """A run's folds put together: (OOF, test) predictions per variant (plain, and TTA when it ran),
+    their scores (``<variant>`` overall, ``<variant>_folds`` per fold), the targets, and the
+    variant kept (TTA when it does not hurt the OOF score)."""
+
+    variants: dict[str, tuple[Preds, Preds]]
+    scores: dict[str, Any]
+    targets: dict[str, dict[str, Any]]
+    best: str
+
+    @property
+    def kept(self) -> tuple[Preds, Preds]:
+        return self.variants[self.best]
+
 
 def assemble(data: CompetitionData, folds: Folds, heads: list[Head], fold_preds: dict[int, dict[str, Any]],
-             unscored: frozenset[int] = frozenset()) -> dict[str, Any]:
+             unscored: frozenset[int] = frozenset()) -> Assembled:
     """OOF (NaN for folds not run) and fold-averaged test predictions, with and without TTA.
     Rows in ``unscored`` (training images that could not be read) are left out of every score."""
     comp = data.comp
@@ -62,7 +80,7 @@ def assemble(data: CompetitionData, folds: Folds, heads: list[Head], fold_preds:
     # smaller selection than choosing the best epoch per fold.
     metric = get_metric(comp.metric)
     use_tta = has_tta and not metric.better(scores["plain"]["cv"], scores["tta"]["cv"])
-    return {"variants": out, "scores": scores, "targets": targets, "best": "tta" if use_tta else "plain"}
+    return Assembled(out, scores, targets, "tta" if use_tta else "plain")
 
 
 def class_report(folder: Path, data: CompetitionData, heads: list[Head], oof: dict[str, np.ndarray],
@@ -95,15 +113,15 @@ def class_report(folder: Path, data: CompetitionData, heads: list[Head], oof: di
 
 
 def finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: Folds, heads: list[Head],
-                fold_preds: dict[int, dict[str, Any]], cfg: TrainConfig, started: float,
-                images_per_second: float, bad_train: frozenset[int] = frozenset(),
-                bad_test: frozenset[int] = frozenset(),
-                extra: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
+               fold_preds: dict[int, dict[str, Any]], cfg: TrainConfig, started: float,
+               images_per_second: float, bad_train: frozenset[int] = frozenset(),
+               bad_test: frozenset[int] = frozenset(),
+               extra: dict[str, Any] | None = None) -> Run:
     """Put the folds' predictions together into the run: OOF and test predictions (the better of
     plain and TTA), history, scores and the class report; then mark it finished."""
     comp = data.comp
     res = assemble(data, folds, heads, fold_preds, bad_train)
-    oof, test = res["variants"][res["best"]]
+    oof, test = res.kept
     if bad_test:  # an unreadable test image gets the training prior, not a guess from a black placeholder
         idx, good = sorted(bad_test), np.setdiff1d(np.arange(len(data.train)), sorted(bad_train))
         for h in heads:
@@ -112,26 +130,26 @@ def finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: F
                 test[h.name][idx] = np.bincount(codes, minlength=len(h.classes)) / len(codes)
             else:
                 test[h.name][idx] = float(data.train[h.name].iloc[good].mean())
-    writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, res["targets"]),
-                            to_frame(data.test[comp.id_column], comp.id_column, test, res["targets"]))
+    writer.save_predictions(to_frame(data.train[comp.id_column], comp.id_column, oof, res.targets),
+                            to_frame(data.test[comp.id_column], comp.id_column, test, res.targets))
     history = [pd.read_csv(writer.path / f"fold_{f}" / "history.csv") for f in sorted(fold_preds)
                if (writer.path / f"fold_{f}" / "history.csv").is_file()]
     if history:
         pd.concat(history).to_csv(writer.path / "history.csv", index=False)
     report = class_report(writer.path, data, heads, oof, bad_train)
-    s = res["scores"]
-    best = s[res["best"]]
+    s = res.scores
+    best = s[res.best]
     writer.save_scores({
-        "cv": best["cv"], "cv_std": float(np.std(s[res["best"] + "_folds"])), "folds": s[res["best"] + "_folds"],
+        "cv": best["cv"], "cv_std": float(np.std(s[res.best + "_folds"])), "folds": s[res.best + "_folds"],
         "cv_no_tta": s["plain"]["cv"], "per_target": {k: v for k, v in best.items() if k != "cv"},
-        "tta": cfg.tta, "tta_used": res["best"] == "tta", **report})
-    run = writer.finish(comp, ws, fold_id=folds.id, targets=res["targets"],
+        "tta": cfg.tta, "tta_used": res.best == "tta", **report})
+    run = writer.finish(comp, ws, fold_id=folds.id, targets=res.targets,
                         timings={"train_s": round(time.time() - started, 2), "images_per_s": images_per_second},
                         extra={**(extra or {}), "folds_done": sorted(fold_preds), "arch": cfg.arch,
                                "skipped_images": {
                                    "train": [str(data.train["path"].iloc[i]) for i in sorted(bad_train)],
                                    "test": [str(data.test["path"].iloc[i]) for i in sorted(bad_test)]}})
-    return run, res
+    return run
 
 
 NOT_RESULTS = SPEED_ONLY  # settings that change speed, not the result (TrainConfig's speed_only fields)
@@ -189,7 +207,7 @@ def merge(competition: str | Competition, run_ids: list[str], *, workspace: Work
     for r in runs:
         for f in r.meta.get("folds_done", []):
             shutil.copytree(r.path / f"fold_{f}", writer.path / f"fold_{f}")
-    run, _ = finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time(), 0.0)
+    run = finish_run(writer, data, ws, folds, heads, fold_preds, cfg, time.time(), 0.0)
     s = run.scores
     result = TrainResult(run, s["cv"], s.get("cv_no_tta"), s["folds"], sorted(fold_preds), time.perf_counter() - t0,
                          0.0, per_target=s.get("per_target", {}))

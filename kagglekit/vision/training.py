@@ -202,7 +202,7 @@ def train_here(ws: Workspace, comp: Competition, cfg: TrainConfig, *, run_path: 
     if dist.main:
         write_json(writer.path / "lr.json", {"lr": float(lr)})
         machine = {k: getattr(prep.plan, k) for k in ("device", "precision", "workers", "channels_last", "batch_size")}
-        run, _ = finish_run(writer, prep.data, ws, prep.folds, prep.heads, fold_preds, cfg,
+        run = finish_run(writer, prep.data, ws, prep.folds, prep.heads, fold_preds, cfg,
                             time.time() - (time.perf_counter() - t0), ips, images.bad_train, images.bad_test,
                             extra={"cache": images.mode, "devices": dist.world,
                                    "machine": machine | {"gpu": prep.plan.gpu.name if prep.plan.gpu else None}})
