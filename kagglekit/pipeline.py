@@ -30,7 +30,9 @@ STAGE_KEYS = {
 }
 # rough training speed on a 2-core CPU at 64 px, batch 32 (images/s), for --dry-run estimates
 _SPEED_64PX = {"convnext_atto": 275, "resnet18": 150, "resnet10t": 220, "resnet34": 80, "convnext_small": 9,
-               "convnext_tiny": 20, "efficientnet_b0": 90, "test_efficientnet": 2000}
+               "convnext_tiny": 20, "efficientnet_b0": 90, "test_efficientnet": 2000,
+               # measured at 224-260 px on flowers-small (18 img/s for lite0 at 224), scaled to 64 px
+               "tf_efficientnet_lite0": 220, "tf_efficientnet_lite1": 160, "tf_efficientnet_lite2": 120}
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,11 @@ def _estimate(stage: Stage, comp: Competition, ws: Workspace) -> float | None:
         return k * n * (0.0008 * ("rf" in models) + 0.0004 * ("lgbm" in models)) + 2
     if stage.pipeline == "train":
         sizes = stage.params.get("sizes", [128])
-        epochs = stage.params.get("epochs", 5)
+        epochs = stage.params.get("epochs", comp.train.get("epochs"))
+        if epochs is None:  # kk train's rule by the training images of a fold
+            from .vision.config import default_epochs
+
+            epochs = default_epochs(round(n * (k - 1) / k))
         speed = _SPEED_64PX.get(stage.params.get("arch", "resnet18"), 60)
         per_epoch = sum((s / 64) ** 2 for s in sizes) / len(sizes) * n * (k - 1) / k / speed
         return k * (epochs + 1) * per_epoch * 1.3 + 5  # + validation, TTA, start-up
