@@ -80,7 +80,14 @@ class TrainConfig:
     mixup: float = _opt(0.0, "mixup alpha (timm's Mixup; one classification target)")
     cutmix: float = _opt(0.0, "cutmix alpha")
     skip_bad_images: bool = _opt(False, "skip unreadable images with a warning", machine=True)
-    devices: int = _opt(1, "processes, one per GPU (DDP via torchrun; on CPU: gloo)", machine=True, speed_only=True)
+    devices: int = _opt(1, "processes on this machine, one per GPU (DDP via torchrun; on CPU: gloo)", machine=True,
+                        speed_only=True)
+    nnodes: int = _opt(1, "machines training one model together (torchrun's rendezvous); each runs the same "
+                       "command with its own --node-rank", machine=True, speed_only=True)
+    node_rank: int = _opt(0, "this machine's place among --nnodes, 0 to nnodes - 1; node 0 writes the run",
+                          machine=True, speed_only=True)
+    master: str | None = _opt(None, "HOST:PORT of node 0, which every node can reach (with --nnodes)", machine=True,
+                              speed_only=True)
     cache: str = _opt("auto", "pre-resized images held in memory, or streamed from a packed file on disk (auto: disk "
                       "when they would take over a quarter of the free memory)", choices=CACHE_MODES, machine=True,
                       speed_only=True)
@@ -103,10 +110,13 @@ class TrainConfig:
             raise OptionError("--accum, --batch-size and --epochs must be at least 1")
         if self.devices < 1:
             raise OptionError(f"--devices: expected a number of devices of at least 1, found {self.devices}")
-        if self.batch_size is not None and self.batch_size % self.devices:
-            raise OptionError(f"--batch-size {self.batch_size} does not split evenly over --devices {self.devices}: "
-                              f"each process takes an equal share of every batch; use a multiple of {self.devices}, "
-                              f"e.g. {self.batch_size // self.devices * self.devices or self.devices}")
+        self._check_nodes()
+        world = self.devices * self.nnodes
+        if self.batch_size is not None and self.batch_size % world:
+            over = f"--devices {self.devices}" + (f" x --nnodes {self.nnodes}" if self.nnodes > 1 else "")
+            raise OptionError(f"--batch-size {self.batch_size} does not split evenly over {over}: "
+                              f"each process takes an equal share of every batch; use a multiple of {world}, "
+                              f"e.g. {self.batch_size // world * world or world}")
         if self.sizes is not None:
             if not self.sizes:
                 raise OptionError("--sizes: give at least one image size, e.g. 128 or 128,224")
@@ -119,6 +129,16 @@ class TrainConfig:
                 raise OptionError(f"{flag_of(f)}: expected one of {', '.join(allowed)}, found {value!r}"
                                   f"{did_you_mean(str(value), allowed)}")
 
+
+    def _check_nodes(self) -> None:
+        if self.nnodes < 1 or not 0 <= self.node_rank < self.nnodes:
+            raise OptionError(f"--nnodes {self.nnodes} --node-rank {self.node_rank}: expected at least one node and "
+                              f"a node rank from 0 to {max(self.nnodes - 1, 0)}")
+        if self.nnodes > 1:
+            host, _, port = (self.master or "").rpartition(":")
+            if not host or not port.isdigit():
+                raise OptionError(f"--master: with --nnodes {self.nnodes}, expected HOST:PORT of node 0 (reachable "
+                                  f"from every node, e.g. 10.0.0.5:29500), found {self.master!r}")
 
 def fields_of(cls: type = TrainConfig) -> dict[str, Field]:
     return {f.name: f for f in fields(cls)}

@@ -65,6 +65,54 @@ def test_two_gloo_processes_train_exactly_as_one_and_merge_with_other_folds(ws):
     assert merged.folds_done == [0, 1] and merged.submission is not None
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_train_exactly_as_one_process(ws):
+    """Two "machines" (two kk train commands, one gloo process each) meet at node 0's address with
+    torchrun's rendezvous: the same losses and OOF predictions as one process with the same global
+    batch; node 0 writes the one run, node 1 says where it is."""
+    make_images(ws.root, n=160, n_test=40, size=32)
+    master = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "KK_HOME": str(ws.root)}
+    command = [sys.executable, "-m", "kagglekit", "train", "tiny", *DDP, "--folds", "0", "--nnodes", "2", "--master",
+               master]
+    nodes = [subprocess.Popen([*command, "--node-rank", str(r)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env) for r in (1, 0)]  # node 1 starts first and waits for node 0
+    outputs = [p.communicate(timeout=600)[0] for p in nodes]
+    assert all(p.returncode == 0 for p in nodes), "\n".join(outputs)
+    runs = sorted((ws.root / "runs" / "tiny").glob("2*"))
+    assert len(runs) == 1 and (runs[0] / "meta.json").is_file()
+    assert f"node 0 wrote run {runs[0].name}" in outputs[0]
+    assert json.loads((runs[0] / "meta.json").read_text())["devices"] == 2  # two processes in all
+    one = train("tiny", workspace=ws, arch="test_convnext", pretrained=False, sizes=(32,), epochs=2, batch_size=16,
+                accum=2, tta=2, num_workers=0, folds=(0,), submit=False, new=True)
+    h1, h2 = (pd.read_csv(p / "history.csv") for p in (one.run.path, runs[0]))
+    np.testing.assert_allclose(h2["train_loss"], h1["train_loss"], rtol=1e-4)
+    np.testing.assert_allclose(h2["valid_loss"], h1["valid_loss"], rtol=1e-4)
+    o1, o2 = (pd.read_parquet(p / "oof.parquet").drop(columns="image_id").to_numpy() for p in (one.run.path, runs[0]))
+    np.testing.assert_allclose(o2, o1, rtol=1e-3, atol=1e-5, equal_nan=True)
+
+
+def test_several_nodes_need_node_zeros_address_and_a_rank_among_them():
+    with pytest.raises(OptionError, match="--master: with --nnodes 2, expected HOST:PORT"):
+        TrainConfig(nnodes=2, node_rank=1)
+    with pytest.raises(OptionError, match="a node rank from 0 to 1"):
+        TrainConfig(nnodes=2, node_rank=2, master="h:1")
+    with pytest.raises(OptionError, match="multiple of 4"):
+        TrainConfig(batch_size=18, devices=2, nnodes=2, master="h:1")
+    from kagglekit.vision.launch import torchrun_command
+
+    cmd = torchrun_command(TrainConfig(devices=2, nnodes=3, node_rank=1, master="10.0.0.5:29500"), "job")
+    assert {"--nnodes=3", "--node-rank=1", "--master-addr=10.0.0.5", "--master-port=29500", "--nproc-per-node=2"} \
+        <= set(cmd) and "--standalone" not in cmd
+
+
 def test_devices_must_split_the_batch_evenly():
     with pytest.raises(OptionError, match="multiple of 3"):
         TrainConfig(batch_size=32, devices=3)

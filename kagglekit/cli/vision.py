@@ -43,6 +43,10 @@ def train(
 
     result = run_train(competition, workspace=workspace(), resume=resume, progress=True, log=log, submit=submit,
                        new=new, **overrides)
+    if not result.written_here:
+        out.print(f"node {overrides.get('node_rank')}: done; node 0 wrote run {result.run.id} (CV "
+                  f"{fmt(result.cv)}) and its submission", markup=False)
+        return
     if result.reused:
         out.print(f"run: {result.run.id} reused: an identical run (same configuration, data and folds) had "
                   "finished; --new trains again", markup=False)

@@ -35,6 +35,7 @@ class TrainResult:
     per_target: dict[str, float] = field(default_factory=dict)
     weights_source: str = ""
     reused: bool = False  # an identical finished run was returned instead of training again
+    written_here: bool = True  # False on nodes other than node 0 of a --nnodes run: node 0 wrote the run
 
     def __repr__(self) -> str:  # a notebook's cell output: the summary, not a dataclass dump
         tta = f" (no TTA {self.cv_no_tta:.4f})" if self.cv_no_tta is not None else ""

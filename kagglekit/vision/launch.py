@@ -54,49 +54,62 @@ def train(competition: str | Competition, config: TrainConfig | None = None, *, 
                            "progress": progress, "new": new, "record": record}
     from .distributed import launched
 
-    if cfg.devices > 1 and not launched():
+    if (cfg.devices > 1 or cfg.nnodes > 1) and not launched():
         machine_plan(cfg, cfg.devices)  # --devices 2 on a machine with one GPU: one line, before torchrun
         return launch(job)
     return train_here(**job, log=log, t0=t0)
 
 
-def torchrun_command(nproc: int, folder: Path) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+def torchrun_command(cfg: TrainConfig, folder: Path) -> list[str]:
+    """torchrun for ``cfg``: ``--standalone`` on one machine; across ``nnodes`` machines, torchrun's
+    static rendezvous at node 0's ``master`` address, so that node ``node_rank`` holds the global
+    ranks ``node_rank * devices`` onwards and node 0 holds rank 0, which writes the run."""
+    if cfg.nnodes > 1:
+        assert cfg.master is not None
+        host, _, port = cfg.master.rpartition(":")
+        where = [f"--nnodes={cfg.nnodes}", f"--node-rank={cfg.node_rank}", f"--master-addr={host}",
+                 f"--master-port={port}"]
+    else:
+        where = ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc-per-node={cfg.devices}",
             "-m", "kagglekit.vision.launch", str(folder)]
 
 
 def launch(job: dict[str, Any]) -> TrainResult:
     """Train ``job`` (train_here's arguments) with ``job["cfg"].devices`` processes; returns rank 0's
     result. The children print the epoch table themselves (their output is this process's)."""
-    devices = job["cfg"].devices
+    cfg = job["cfg"]
+    devices = cfg.devices
     with tempfile.TemporaryDirectory(prefix="kk-ddp-") as tmp:
         folder = Path(tmp)
         with open(folder / "job.pkl", "wb") as f:
             pickle.dump(job, f)
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         sys.stdout.flush()
-        proc = subprocess.run(torchrun_command(devices, folder), env=env)
+        proc = subprocess.run(torchrun_command(cfg, folder), env=env)
         if proc.returncode != 0 or not (folder / "result.pkl").is_file():
             raise RunError(f"kk train --devices {devices}: a training process failed (exit code "
                            f"{proc.returncode}); its error is printed above. An interrupted run continues with "
                            "kk train --resume RUN_ID")
         with open(folder / "result.pkl", "rb") as f:
-            return pickle.load(f)
+            result = pickle.load(f)
+    result.written_here = cfg.node_rank == 0  # node 0's rank 0 wrote the run, on node 0's disk
+    return result
 
 
 def main(folder: str) -> None:
     """One training process under torchrun."""
     from ..errors import one_line_warnings
-    from .distributed import Dist, shutdown
+    from .distributed import shutdown
 
     with open(Path(folder) / "job.pkl", "rb") as f:
         job = pickle.load(f)
-    rank = int(os.environ.get("RANK", "0"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     one_line_warnings()
     log = (lambda row: print(format_epoch(row), flush=True)) if rank == 0 else None
     try:
         result = train_here(**job, log=log)
-        if Dist(rank).main:
+        if local_rank == 0:  # every node's kk train returns rank 0's result
             tmp = Path(folder) / "result.tmp"
             with open(tmp, "wb") as f:
                 pickle.dump(result, f)

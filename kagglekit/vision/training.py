@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,9 @@ def prepare(ws: Workspace, comp: Competition, cfg: TrainConfig, dist: Dist) -> P
         cfg.sizes = (default_size(data.train["path"].tolist()),)
     if cfg.epochs is None:  # by the training images of a fold (see default_epochs)
         cfg.epochs = default_epochs(round(len(data.train) * (comp.cv.k - 1) / comp.cv.k))
-    plan = machine_plan(cfg, dist.world)  # device, workers, precision, batch size: kagglekit.machine
+    plan = machine_plan(cfg, dist.world // cfg.nnodes)  # this machine's processes: kagglekit.machine
+    if plan.batch_size % dist.world:  # the global batch splits evenly over every machine's processes
+        plan = replace(plan, batch_size=-(-plan.batch_size // dist.world) * dist.world)
     cfg.batch_size = plan.batch_size  # the run records the batch it trained with
     torch.set_num_threads(plan.threads)
     folds = get_folds(data, ws)
@@ -118,8 +120,8 @@ def prepare(ws: Workspace, comp: Competition, cfg: TrainConfig, dist: Dist) -> P
 
 def open_cache(ws: Workspace, comp: Competition, cfg: TrainConfig, data: CompetitionData, dist: Dist,
                progress: bool) -> CachedImages:
-    """The training and test images resized once for the run's sizes: rank 0 fills the cache, the
-    other processes then read it."""
+    """The training and test images resized once for the run's sizes: each machine's first process
+    (local rank 0) fills its cache, the other processes then read it."""
     from .packed import choose_mode, open_images
 
     cache = ws.cache_dir / comp.name / "images"
@@ -127,7 +129,7 @@ def open_cache(ws: Workspace, comp: Competition, cfg: TrainConfig, data: Competi
     mode = choose_mode(cfg.cache, len(data.train) + len(data.test), side, copies=dist.world)
     opened: tuple[Any, ...] = ()
     for turn in ("main", "others"):
-        if dist.main == (turn == "main"):
+        if (dist.local_rank == 0) == (turn == "main"):
             opened = tuple(open_images(getattr(data, part)["path"].tolist(), side, cache, mode=mode,
                                        skip_bad=cfg.skip_bad_images, progress=progress and dist.main)
                            for part in ("train", "test"))
@@ -181,7 +183,8 @@ def train_here(ws: Workspace, comp: Competition, cfg: TrainConfig, *, run_path: 
     check_arch(cfg.arch)
     dist = distributed.init(cfg.device)
     prep = prepare(ws, comp, cfg, dist)
-    same = None if new or run_path else RunStore(ws, comp.name).identical(prep.fingerprint)
+    same = None if new or run_path else dist.broadcast(  # rank 0's store decides, for every process
+        RunStore(ws, comp.name).identical(prep.fingerprint) if dist.main else None)
     if same is not None:  # rank 0 writes the submission; every process gets its result
         return dist.broadcast(result_of(same, prep.data, ws, submit and not same.partial, t0) if dist.main else None)
     images = open_cache(ws, comp, cfg, prep.data, dist, progress)
