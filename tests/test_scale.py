@@ -195,3 +195,16 @@ def test_streamed_training_gives_the_same_run_as_in_memory(ws):
     assert list((ws.cache_dir / "tiny" / "images").rglob("*.u8"))
     np.testing.assert_allclose(pd.read_csv(disk.run.path / "history.csv")["train_loss"],
                                pd.read_csv(mem.run.path / "history.csv")["train_loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(("world", "device", "has_bn", "frozen", "expected"), [
+    (2, "cuda", True, False, True),    # 2 x T4, a model from scratch with batch norm: the global batch's statistics
+    (1, "cuda", True, False, False),   # one process already sees the whole batch
+    (2, "cuda", True, True, False),    # pretrained, frozen statistics: nothing to synchronise
+    (2, "cuda", False, False, False),  # no batch norm (convnext's layer norm)
+    (2, "cpu", True, False, False),    # gloo: torch's SyncBatchNorm runs on GPUs only
+])
+def test_sync_batchnorm_is_chosen_by_the_machine_and_the_model(world, device, has_bn, frozen, expected):
+    from kagglekit.vision.distributed import sync_batchnorm
+
+    assert sync_batchnorm(world, device, has_bn, frozen) is expected

@@ -78,6 +78,14 @@ class Dist:
         return [float(sum(v)) for v in zip(*self.all_gather(values), strict=True)]
 
 
+def sync_batchnorm(world: int, device: str, has_batchnorm: bool, frozen_statistics: bool) -> bool:
+    """Whether batch norm should normalise over the whole global batch (SyncBatchNorm) instead of
+    each process's share: with several processes, a model with batch norm whose statistics train
+    (from scratch, or ``frozen_bn_stats`` off). torch's SyncBatchNorm runs on GPUs only, so on CPUs
+    (gloo) each process keeps normalising its own share."""
+    return world > 1 and device == "cuda" and has_batchnorm and not frozen_statistics
+
+
 def launched() -> bool:
     """Whether this process was started by torchrun (as one of several)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -19,7 +19,7 @@ from ..machine import Plan
 from ..metrics import get_metric
 from ..predictions import score_predictions
 from .config import TrainConfig, machine_plan, phases, resize_method, schedule, seed_everything
-from .distributed import Dist
+from .distributed import Dist, sync_batchnorm
 from .loaders import Loaders, tta_predict
 from .model import (
     Head,
@@ -176,6 +176,11 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     model, source = create_vision_model(cfg.arch, heads[-1].stop, pretrained=cfg.pretrained, weights=cfg.weights,
                                         drop_path_rate=cfg.drop_path)
     pretrained = source != "random init"
+    import torch
+
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if sync_batchnorm(dist.world, run_plan.device, has_bn, pretrained and cfg.frozen_bn_stats):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # statistics over the global batch
     mean, std = model_stats(model)
     learner = make_learner(model, heads, run_plan, dist, accum=cfg.accum, label_smoothing=cfg.label_smoothing,
                            frozen_bn_stats=pretrained and cfg.frozen_bn_stats, compile=cfg.compile,
