@@ -36,10 +36,14 @@ def on_kaggle() -> bool:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths of one workspace. ``out`` is where runs, caches and submissions are written."""
+    """Paths of one workspace. ``out`` is where runs, caches and submissions are written; ``store``,
+    when set (``KK_RUNS_DIR``), holds ``runs/`` and ``submissions/`` instead: a folder shared by
+    several machines (NFS, a synced drive), where every write is atomic and two processes never
+    get the same run folder."""
 
     root: Path
     out: Path
+    store: Path | None = None
 
     @classmethod
     def find(cls, start: Path | str | None = None) -> Workspace:
@@ -55,7 +59,7 @@ class Workspace:
             if (folder / "competitions").is_dir():
                 return cls.at(folder)
         if on_kaggle():  # a notebook: competitions are declared inline, everything goes to /kaggle/working
-            return cls(root=KAGGLE_WORKING, out=KAGGLE_WORKING)
+            return cls.at(KAGGLE_WORKING)
         raise SpecError(f"no kagglekit workspace found from {here} upward (a folder holding competitions/); "
                         "run 'kk init' to make this folder one, cd into one, or set KK_HOME=<folder>")
 
@@ -74,7 +78,8 @@ class Workspace:
     def at(cls, root: Path | str) -> Workspace:
         root = Path(root).resolve()
         out = KAGGLE_WORKING if on_kaggle() else root
-        return cls(root=root, out=out)
+        shared = os.environ.get("KK_RUNS_DIR")
+        return cls(root=root, out=out, store=Path(shared).expanduser().resolve() if shared else None)
 
     # -- folders -----------------------------------------------------------------------------
     @property
@@ -90,10 +95,10 @@ class Workspace:
         return self.out / ".kk_cache"
 
     def runs_dir(self, competition: str) -> Path:
-        return self.out / "runs" / validate_name(competition)
+        return (self.store or self.out) / "runs" / validate_name(competition)
 
     def submissions_dir(self, competition: str) -> Path:
-        return self.out / "submissions" / validate_name(competition)
+        return (self.store or self.out) / "submissions" / validate_name(competition)
 
     # -- competitions ------------------------------------------------------------------------
     def own_competition_names(self) -> list[str]:
