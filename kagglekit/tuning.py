@@ -51,13 +51,26 @@ def default_storage(ws: Workspace, comp: str) -> str:
     return f"sqlite:///{folder / 'studies.db'}"
 
 
-def _storage(url: str):
-    """Optuna RDB storage. Workers starting at the same instant on a new database race to create
-    its schema; the losers retry once it exists (measured: an IntegrityError otherwise)."""
+def _storage(url: str, heartbeat: int | None = 60):
+    """Optuna storage shared by workers: ``journal:<file>`` is Optuna's JournalStorage on a file (a
+    shared folder, no database server); any other URL an RDB storage (SQLite, PostgreSQL, MySQL)
+    with heartbeats: a worker killed mid-trial stops beating, so after ``2 x heartbeat`` seconds the
+    next worker to start a trial marks it failed, and RetryFailedTrialCallback queues it again.
+    Workers starting at the same instant on a new database race to create its schema; the losers
+    retry once it exists (measured: an IntegrityError otherwise)."""
     import optuna
     import sqlalchemy.exc
 
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url.removeprefix("journal:")).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     kwargs: dict[str, Any] = {"engine_kwargs": {"connect_args": {"timeout": 120}}} if url.startswith("sqlite") else {}
+    if heartbeat:
+        kwargs |= {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat,
+                   "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=2)}
     for attempt in range(10):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
@@ -70,7 +83,7 @@ def _storage(url: str):
 def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 50, timeout: float | None = None,
          storage: str | None = None, study_name: str | None = None, threads: int = 1, seed: int | None = None,
          workspace: Workspace | None = None, progress: bool = False, finalize: bool = True,
-         recipe_name: str | None = None, image: dict[str, Any] | None = None) -> TuneResult:
+         recipe_name: str | None = None, image: dict[str, Any] | None = None, heartbeat: int | None = 60) -> TuneResult:
     """Run ``trials`` trials (this worker's share) of the study; with ``finalize``, write the recipe,
     the plots and (tabular) a baseline run with the best parameters. For an image competition
     ``model`` is a timm architecture and ``image`` sets the fixed training settings: ``sizes``,
@@ -84,9 +97,9 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
         _tabular_objective(comp, ws, model, threads)
     study_name = study_name or f"{comp.name}-{model}"
     storage_url = storage or default_storage(ws, comp.name)
-    study = _open_study(comp, ws, study_name, storage_url, seed)
+    study = _open_study(comp, ws, study_name, storage_url, seed, heartbeat)
     bar, callbacks = _progress(progress, trials, model)
-    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
+    study.optimize(_signed(objective), n_trials=trials, timeout=timeout, callbacks=callbacks, gc_after_trial=False)
     if bar is not None:
         bar.close()
     states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -100,7 +113,39 @@ def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 5
     return result
 
 
-def _open_study(comp: Competition, ws: Workspace, study_name: str, storage_url: str, seed: int | None) -> Any:
+def _signed(objective: Any) -> Any:
+    """The objective, with each trial marked by the worker that runs it (host:pid, for --status)."""
+    import os
+    import socket
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(trial: Any) -> float:
+        trial.set_user_attr("worker", worker)
+        return objective(trial)
+
+    return run
+
+
+def status(competition: str | Competition, *, model: str = "lgbm", storage: str | None = None,
+           study_name: str | None = None, workspace: Workspace | None = None) -> list[dict[str, Any]]:
+    """The study's trials: number, state, value, worker (host:pid), retried trial, seconds."""
+    import optuna
+
+    ws, comp = resolve(competition, workspace)
+    study_name = study_name or f"{comp.name}-{model}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=_storage(storage or default_storage(ws, comp.name),
+                                                                       heartbeat=None))
+    return [{"number": t.number, "state": t.state.name, "value": t.value, "worker": t.user_attrs.get("worker"),
+             "retry_of": t.system_attrs.get("failed_trial"), "params": t.params,
+             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+             if t.datetime_complete and t.datetime_start else None}
+            for t in study.get_trials(deepcopy=False)]
+
+
+def _open_study(comp: Competition, ws: Workspace, study_name: str, storage_url: str, seed: int | None,
+                heartbeat: int | None = 60) -> Any:
     """The study (created, or continued), marked with its competition and fold assignment; a study
     of another competition under that name is refused."""
     import optuna
@@ -108,7 +153,7 @@ def _open_study(comp: Competition, ws: Workspace, study_name: str, storage_url: 
     folds = get_folds(load_data(comp, ws), ws)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=_storage(storage_url), study_name=study_name, direction=get_metric(comp.metric).direction,
+        storage=_storage(storage_url, heartbeat), study_name=study_name, direction=get_metric(comp.metric).direction,
         load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=1))
     if study.user_attrs.get("competition", comp.name) != comp.name:
