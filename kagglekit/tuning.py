@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,27 @@ def _storage(url: str, heartbeat: int | None = 60):
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     kwargs: dict[str, Any] = {"engine_kwargs": {"connect_args": {"timeout": 120}}} if url.startswith("sqlite") else {}
     if heartbeat:
-        kwargs |= {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat,
-                   "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=2)}
+        kwargs |= {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat, **_retry_callback()}
     for attempt in range(10):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             if attempt == 9:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def _retry_callback() -> dict[str, Any]:
+    """The storage argument that queues a dead worker's trial again: Optuna 4.9 renamed it."""
+    import optuna
+
+    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=2)}
 
 
 def tune(competition: str | Competition, *, model: str = "lgbm", trials: int = 50, timeout: float | None = None,

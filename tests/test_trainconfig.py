@@ -89,7 +89,8 @@ def test_every_field_is_a_flag_and_every_field_but_the_machines_is_a_spec_key():
     for name, f in FIELDS.items():
         flag = f.metadata.get("flag") or "--" + name.replace("_", "-")
         assert flag in text, flag
-    machine = {"device", "num_workers", "devices", "cache", "compile", "skip_bad_images"}
+    machine = {"device", "num_workers", "devices", "nnodes", "node_rank", "master", "cache", "compile",
+               "skip_bad_images"}
     assert set(SPEC_KEYS) == set(FIELDS) - machine
     assert "--epochs" in text and "[default: 5]" not in text  # the help's defaults are the fields'
     assert "--ema <float>" in text and "[default: 0.9998]" in text
