@@ -17,14 +17,14 @@ import typer
 from ..trainconfig import TrainConfig, fields_of, flag_of, help_of
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def parse_ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise typer.BadParameter(f"expected whole numbers like 128 or 128,224, found {text!r}") from None
 
 
-def _bool_or_auto(text: str) -> bool | str:
+def parse_bool_or_auto(text: str) -> bool | str:
     low = text.lower()
     if low == "auto":
         return "auto"
@@ -43,9 +43,9 @@ def _cli_type(f: Field, kind: Any) -> tuple[Any, Callable[[Any], Any]]:
     parts = set(typing.get_args(kind)) or {kind}
     parts.discard(type(None))
     if parts == {bool, str}:
-        return str, _bool_or_auto
+        return str, parse_bool_or_auto
     if any(typing.get_origin(p) is tuple for p in parts):
-        return str, _ints
+        return str, parse_ints
     if len(parts) == 1 and next(iter(parts)) in (bool, int, float, str):
         return next(iter(parts)), lambda v: v
     return str, lambda v: v  # a number or a word (lr, probe_c): TrainConfig converts and checks
@@ -89,11 +89,3 @@ def with_train_options(names: tuple[str, ...] | None = None, cls: type = TrainCo
 
     return decorate
 
-
-def parse_ints(text: str) -> tuple[int, ...]:
-    """``128,224`` -> (128, 224), for commands that take sizes or folds outside TrainConfig."""
-    return _ints(text)
-
-
-def parse_bool_or_auto(text: str) -> bool | str:
-    return _bool_or_auto(text)

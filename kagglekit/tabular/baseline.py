@@ -223,9 +223,11 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf",
             continue
         if bar is not None:
             bar.set_description(model)
-        cv, seconds = _timed(lambda m=model: fit_predict_cv(
-            feats, data, folds, m, params=params.get(m), seed=seed, time_limit=per_fold_limit, n_jobs=n_jobs,
-            on_fold=(lambda _f: bar.update(1)) if bar is not None else None))
+        start = time.perf_counter()
+        cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
+                            time_limit=per_fold_limit, n_jobs=n_jobs,
+                            on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
+        seconds = time.perf_counter() - start
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
         results.append(ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,
                                    seconds, resolved[model]))
@@ -253,12 +255,6 @@ def _check_request(comp: Competition, models: tuple[str, ...], k: int | None,
         if name not in models:
             raise OptionError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
     return comp, params
-
-
-def _timed(fit: Any) -> tuple[CVPredictions, float]:
-    start = time.perf_counter()
-    cv = fit()
-    return cv, time.perf_counter() - start
 
 
 def _reused(model: str, run: Run, params: dict[str, Any]) -> ModelResult:
