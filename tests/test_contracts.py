@@ -82,3 +82,16 @@ def test_cli_choices_are_the_librarys():
     assert [m.value for m in Device] == list(DEVICES)
 
 
+
+
+def test_an_uninstalled_family_is_left_out_of_the_defaults_and_names_its_extra(monkeypatch):
+    import sys
+
+    from kagglekit.tabular.models import default_models
+
+    assert "catboost" in default_models()  # the dev extra installs it
+    monkeypatch.setitem(sys.modules, "catboost", None)  # as if not installed: importing it fails
+    assert default_models() == ("rf", "lgbm")
+    X, y, _ = _table("binary")
+    with pytest.raises(SpecError, match=r"pip install 'kagglekit\[catboost\]'"):
+        create_model("catboost", task="classification", n_classes=2).fit(X, y)

@@ -10,7 +10,8 @@ from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 @app.command("baseline")
 def baseline(
     competition: str = COMPETITION,
-    model: str = typer.Option("all", "--model", help="rf, lgbm, or all (comma-separated list also works)"),
+    model: str = typer.Option("all", "--model", help="rf, lgbm, catboost, or all: every family installed "
+                                                     "(comma-separated list also works)"),
     k: int = typer.Option(None, "--k", "-k", help="number of CV folds [default: the spec's k]"),
     seed: int = typer.Option(42, "--seed", help="model seed"),
     param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
@@ -20,14 +21,14 @@ def baseline(
     pipeline: str = typer.Option(None, "--pipeline", help="take models and parameters from a recipe in pipelines/ "
                                                            "(e.g. one written by kk tune)"),
 ) -> None:
-    """Cross-validate random forest and LightGBM on the shared folds; write the best submission."""
+    """Cross-validate random forest, LightGBM and CatBoost (when installed) on the shared folds; write the
+    best submission."""
     from ..tabular.baseline import baseline as run_baseline
     from ..tabular.baseline import parse_overrides
-    from ..tabular.models import list_models
+    from ..tabular.models import default_models
 
     ws = workspace()
-    models = tuple(list_models()) if model == "all" else tuple(m.strip() for m in model.split(","))
-    models = tuple(m for m in ("rf", "lgbm") if m in models) + tuple(m for m in models if m not in ("rf", "lgbm"))
+    models = default_models() if model == "all" else tuple(m.strip() for m in model.split(","))
     params = parse_overrides(param)
     if pipeline:
         from ..pipeline import baseline_from_recipe

@@ -26,7 +26,7 @@ from ..submissions import submit_run
 from ..workspace import Workspace, resolve
 from .features import TabularFeatures, build_features
 from .hooks import hook_digest
-from .models import create_model
+from .models import create_model, default_models
 from .preprocess import ColumnPlan, TabularPreprocessor
 
 
@@ -186,16 +186,18 @@ def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
     fig.savefig(folder / "importance.png", dpi=110)
 
 
-def baseline(competition: str | Competition, *, models: tuple[str, ...] = ("rf", "lgbm"), k: int | None = None,
+def baseline(competition: str | Competition, *, models: tuple[str, ...] | None = None, k: int | None = None,
              seed: int = 42, params: dict[str, dict[str, Any]] | None = None, time_budget: float | None = None,
              workspace: Workspace | None = None, progress: bool = False, submit: bool = True,
              n_jobs: int | None = None, new: bool = False, record: dict[str, Any] | None = None) -> BaselineResult:
-    """Cross-validate each model on the shared folds, store one run per model and write the
+    """Cross-validate each model (default: every installed family, ``default_models()``) on the shared
+    folds, store one run per model and write the
     submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``.
     A model whose identical run (same configuration, data and folds) is already finished is not
     trained again: that run is reused, unless ``new``. ``record`` adds entries to each new run's
     config (``kk run`` records its stage there)."""
     t0 = time.perf_counter()
+    models = models or default_models()
     ws, comp = resolve(competition, workspace)
     comp, params = _check_request(comp, models, k, params)
     task = "classification" if comp.submitted_targets[0].is_classification else "regression"

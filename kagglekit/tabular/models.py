@@ -33,6 +33,11 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
+def default_models() -> tuple[str, ...]:
+    """What ``kk baseline`` runs: random forest and LightGBM, and CatBoost where its extra is installed."""
+    return ("rf", "lgbm", *(("catboost",) if catboost_available() else ()))
+
+
 def create_model(name: str, **kwargs: Any):
     if name not in MODELS:
         raise SpecError(f"unknown model {name!r}: expected {one_of(list_models())}{did_you_mean(name, MODELS)}")
@@ -233,3 +238,77 @@ class RandomForestModel(TabularModel):
             "max_features": trial.suggest_float("max_features", 0.2, 1.0),
             "max_depth": trial.suggest_categorical("max_depth", [None, 6, 10, 16]),
         }
+
+
+@register_model("catboost")
+class CatBoostModel(TabularModel):
+    """CatBoost (the ``catboost`` extra), early-stopped on the validation fold. Categorical columns
+    go in as CatBoost's own categoricals (ordered target statistics), not as codes."""
+
+    defaults = {"iterations": 3000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0,
+                "random_strength": 1.0, "bagging_temperature": 1.0, "border_count": 254,
+                "early_stopping_rounds": 200}
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame | None = None,
+            y_valid: np.ndarray | None = None, categorical: tuple[str, ...] = ()) -> CatBoostModel:
+        catboost = _import_catboost()
+        params = self.resolved_params()
+        stop_rounds = int(params.pop("early_stopping_rounds"))
+        loss = {"regression": "RMSE"}.get(self.task, "MultiClass" if self.n_classes > 2 else "Logloss")
+        cls = catboost.CatBoostRegressor if self.task == "regression" else catboost.CatBoostClassifier
+        est = cls(loss_function=loss, random_seed=self.seed, thread_count=auto_n_jobs(X, self.n_jobs),
+                  verbose=False, allow_writing_files=False, **params)
+        cats = [c for c in categorical if c in X.columns]
+        fit_kw: dict[str, Any] = {"cat_features": cats}
+        if X_valid is not None and stop_rounds > 0:
+            fit_kw.update(eval_set=(X_valid, y_valid), early_stopping_rounds=stop_rounds, use_best_model=True)
+        if self.time_limit:
+            fit_kw["callbacks"] = [_CatBoostTimeLimit(self.time_limit)]
+        est.fit(X, y, **fit_kw)
+        self.estimator_ = est
+        self.best_iteration_ = int(est.get_best_iteration() or est.tree_count_) + 1
+        self.feature_importances_ = np.asarray(est.get_feature_importance())
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        est = self.estimator_
+        if self.task == "regression":
+            return np.asarray(est.predict(X))
+        proba = est.predict_proba(X)
+        return _full_proba(proba, np.asarray(est.classes_), self.n_classes)
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "depth": trial.suggest_int("depth", 3, 9),
+            "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 0.1, 30, log=True),
+            "random_strength": trial.suggest_float("random_strength", 0.1, 10, log=True),
+            "bagging_temperature": trial.suggest_float("bagging_temperature", 0.0, 3.0),
+        }
+
+
+def _import_catboost() -> Any:
+    try:
+        import catboost
+    except ImportError as e:
+        raise SpecError("model 'catboost' needs the catboost package: pip install 'kagglekit[catboost]' "
+                        "(or leave catboost out of the models)") from e
+    return catboost
+
+
+def catboost_available() -> bool:
+    """Whether the optional CatBoost family can run here (``kk baseline`` uses it when it can)."""
+    import importlib.util
+
+    return importlib.util.find_spec("catboost") is not None
+
+
+class _CatBoostTimeLimit:
+    """Stops boosting once the fit has run ``seconds``: CatBoost calls ``after_iteration`` each round."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.start = seconds, time.perf_counter()
+
+    def after_iteration(self, info: Any) -> bool:
+        return time.perf_counter() - self.start <= self.seconds
