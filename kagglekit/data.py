@@ -122,6 +122,7 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     _check_rows_and_ids(comp, train, test, sample, (tf, test_file, data_dir / (comp.files.sample_submission or "")),
                         cv_only)
     _check_targets(comp, train, tf)
+    train, test = split_columns(comp, train, tf), split_columns(comp, test, test_file, required=False)
     _check_declared_columns(comp, train, test, tf)
     if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
         from ._image_tables import csv_paths
@@ -195,6 +196,28 @@ def _check_targets(comp: Competition, train: pd.DataFrame, tf: Path) -> None:
                 raise DataError(f"{tf}: target {t.name!r} is declared binary but has {len(values)} values ({shown}"
                                 f"{', ...' if len(values) > 5 else ''}); fix the stray rows, or declare "
                                 f"task = \"multiclass\" in {comp.spec_file}")
+
+
+def split_columns(comp: Competition, df: pd.DataFrame, file: Path, *, required: bool = True) -> pd.DataFrame:
+    """``[tabular] split``: each compound column's parts as new columns ``<col>_1``, ``<col>_2``, ...
+    ("B/0/P" -> "B", 0, "P"); a part whose every value is a number becomes numeric. Missing values
+    stay missing in every part. The original column is kept (the column plan leaves it out)."""
+    out = {}
+    for col, sep in comp.tabular.split:
+        if col not in df.columns:
+            if required:
+                require_columns(df, [col], file, f"listed in [tabular] split of {comp.spec_file}")
+            continue  # a column only train has: the column plan leaves it out
+        parts = df[col].astype("string").str.split(sep, expand=True, regex=False)
+        for i in parts.columns:
+            name = f"{col}_{i + 1}"
+            if name in df.columns:
+                raise DataError(f"{file}: [tabular] split of {col!r} would make column {name!r}, which the file "
+                                f"already has; rename that column or leave {col!r} out of split in {comp.spec_file}")
+            part = parts[i].astype(object).where(parts[i].notna(), None)
+            numeric = pd.to_numeric(part, errors="coerce")
+            out[name] = numeric if numeric.notna().sum() == part.notna().sum() else part
+    return df.assign(**out) if out else df
 
 
 def _check_declared_columns(comp: Competition, train: pd.DataFrame, test: pd.DataFrame, tf: Path) -> None:

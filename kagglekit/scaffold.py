@@ -4,6 +4,7 @@ commented so the user can check each guess."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class Guess:
     metric: str
     date_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    split: dict[str, str] = field(default_factory=dict)  # compound columns ("B/0/P") and their separator
     image: dict[str, Any] | None = None  # image competitions: what _image_scaffold found
     submission: list[str] | None = None  # submission columns when there is no sample submission
 
@@ -74,6 +76,30 @@ def _dates(df: pd.DataFrame, exclude: set[str]) -> list[str]:
     return out
 
 
+SEPARATORS = ("/", "_", "-", "|", ":", ";")
+
+
+def _splits(df: pd.DataFrame, exclude: set[str]) -> dict[str, str]:
+    """Compound text columns: nearly every value holds the same separator the same number of times
+    ("B/0/P", "0001_01"), at least one part repeats across rows, and no value holds a space (names and
+    free text are not compound)."""
+    out = {}
+    for c in df.columns:
+        if c in exclude or pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        s = df[c].dropna().astype(str).head(2000)
+        if len(s) < 20 or s.str.contains(" ").mean() > 0.05:
+            continue
+        for sep in SEPARATORS:
+            n = s.str.count(re.escape(sep))
+            if n.iloc[0] and (n == n.iloc[0]).mean() >= 0.95 and n.iloc[0] <= 4:
+                parts = s.str.split(sep, regex=False, expand=True)
+                if any(parts[i].nunique() < len(s) for i in parts.columns):
+                    out[str(c)] = sep
+                break
+    return out
+
+
 def guess(data_dir: Path) -> Guess:
     """Guess a spec from the files in ``data_dir``."""
     if not data_dir.is_dir():
@@ -115,7 +141,11 @@ def guess(data_dir: Path) -> Guess:
             metric, why = _metric(task, train[t], s_col)
             notes.append(f"metric {metric}: {why}")
     dates = _dates(train, {t for t, _ in found})
-    return Guess({"train": train_f, "test": test_f, "sample_submission": sample_f}, id_col, found, metric, dates, notes)
+    split = _splits(train, {t for t, _ in found} | set(dates))
+    if split:
+        notes.append("compound columns cut into parts: " + ", ".join(f"{c} by {sep!r}" for c, sep in split.items()))
+    return Guess({"train": train_f, "test": test_f, "sample_submission": sample_f}, id_col, found, metric, dates, notes,
+                 split=split)
 
 
 def _image_guess(found: dict[str, Any], train: pd.DataFrame | None, sample: pd.DataFrame | None,
@@ -184,8 +214,11 @@ def render(name: str, slug: str, g: Guess, advice: Any = None) -> str:
         "[tabular]",
         f"date_columns = {g.date_columns!r}".replace("'", '"'),
         f"drop = {drop!r}".replace("'", '"') + "  # columns to leave out (leaks, ids, parts the test never shares)",
-        "",
     ]
+    if g.split:  # "B/0/P" -> Cabin_1, Cabin_2, Cabin_3; parts of many repeated values also give a _count
+        lines.append("split = { " + ", ".join(f'{c} = "{sep}"' for c, sep in g.split.items()) + " }"
+                     "  # compound columns cut into parts <col>_1, <col>_2, ...")
+    lines.append("")
     return "\n".join(lines)
 
 

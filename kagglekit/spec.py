@@ -90,6 +90,8 @@ class TabularSpec:
     categorical: tuple[str, ...] = ()  # force these columns to be categorical
     features: str | None = None  # a python file beside the spec defining add_features(df)
     max_cardinality: float = 0.5  # text-like columns with more unique values (share of rows) are dropped
+    # compound columns cut into parts: (("Cabin", "/"),) makes Cabin_1, Cabin_2, Cabin_3 from "B/0/P"
+    split: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,11 +240,22 @@ def _parse_tabular(top: TomlTable, file: Path) -> TabularSpec:
             categorical=tab_t.str_list("categorical"),
             features=tab_t.get("features", str, None),
             max_cardinality=float(tab_t.get("max_cardinality", (float, int), 0.5)),
+            split=_parse_split(tab_t),
         )
         tab_t.finish()
     if tabular.features is None and (file.parent / "features.py").is_file():
         tabular = TabularSpec(**{**tabular.__dict__, "features": "features.py"})
     return tabular
+
+
+def _parse_split(tab_t: TomlTable) -> tuple[tuple[str, str], ...]:
+    """``split = { Cabin = "/", PassengerId = "_" }``: each column's separator, a non-empty string."""
+    table = tab_t.get("split", dict, {})
+    for col, sep in table.items():
+        if not isinstance(sep, str) or not sep:
+            raise tab_t.error("split", f"expected a separator string for column {col!r} "
+                                       f"(e.g. split = {{ {col} = \"/\" }}), found {sep!r}")
+    return tuple(table.items())
 
 
 def _parse_train(top: TomlTable, file: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

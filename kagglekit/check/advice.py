@@ -36,19 +36,25 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
                 return {"kind": "time-ordered", "time": col}, (
                     f"every test {col} ({te.min():%Y-%m-%d} on) follows the last train one "
                     f"({tr.max():%Y-%m-%d}): validate on the latest rows")
-    n = len(data.train)
-    for c in feats.plan.categorical + tuple(feats.plan.dropped):
+    parts = [c for c in data.train.columns for col, _ in comp.tabular.split
+             if c.startswith(f"{col}_") and c[len(col) + 1:].isdigit()]  # [tabular] split's parts
+    found = []  # (-unseen, groups, column, reason) for each column whose groups the test split kept whole
+    for c in dict.fromkeys(feats.plan.categorical + tuple(feats.plan.dropped) + tuple(parts)):
         if c not in data.train.columns or c not in data.test.columns or c == comp.id_column:
             continue
         s = data.train[c]
         groups = s.nunique()
-        if not 20 <= groups <= n / 2:
+        in_groups = s.map(s.value_counts()).gt(1).mean()  # rows that share their group with another row
+        if groups < 20 or in_groups < 0.1:
             continue
         unseen = ~data.test[c].dropna().isin(set(s.dropna()))
         if len(unseen) and unseen.mean() > 0.9:
-            return {"kind": "group", "group": c}, (
-                f"{unseen.mean():.0%} of test rows have a {c!r} never seen in train ({groups} groups "
-                f"repeat in train): folds must keep each {c} whole")
+            reason = (f"{unseen.mean():.0%} of test rows have a {c!r} never seen in train ({groups} groups in "
+                      f"train, {in_groups:.0%} of its rows sharing theirs): folds must keep each {c} whole")
+            found.append((-unseen.mean(), groups, c, reason))
+    if found:  # the grouping the test split kept whole best; of equals, the coarsest (keeps finer ones whole)
+        *_, c, reason = min(found)
+        return {"kind": "group", "group": c}, reason
     kind = "stratified" if any(t.is_classification for t in comp.targets) else "kfold"
     return {"kind": kind}, "the test rows look like a random sample of the same population"
 

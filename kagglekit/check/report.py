@@ -55,7 +55,8 @@ def verdict(comp: Competition, auc: float, auc_after: float | None, checks: list
              cv: dict[str, Any], cv_reason: str, parts: dict[str, tuple[str, str]]) -> list[str]:
     out = []
     if auc < ALIKE_AUC:
-        out.append(f"train and test look alike (train-vs-test AUC {auc:.2f}): random folds are fine; "
+        folds = "random folds are fine" if cv.get("kind") != "group" else "but they hold different groups (below)"
+        out.append(f"train and test look alike (train-vs-test AUC {auc:.2f}): {folds}; "
                    "differences between models smaller than the folds' noise are luck, not skill")
     else:
         top = [f for f in checks if f.auc >= SEPARATES_AUC or f.out_of_range >= 0.5][:3] or checks[:1]

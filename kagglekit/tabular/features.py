@@ -41,7 +41,11 @@ def build_features(data: CompetitionData) -> TabularFeatures:
     for col in comp.tabular.date_columns:
         if col in full.columns:
             full = add_datepart(full, col, time=comp.tabular.date_time)
+    full = _part_counts(full, comp)
     exclude = {c: "listed in [tabular] drop" for c in comp.tabular.drop if c in full.columns}
+    for col, _ in comp.tabular.split:
+        if col in full.columns and col not in exclude:
+            exclude[col] = f"cut into {', '.join(_parts(full, col))} by [tabular] split"
     if comp.id_column in full.columns:
         exclude[comp.id_column] = "the id column"
     for c in train_x.columns:  # a column the test file lacks would be all-missing at prediction time
@@ -54,6 +58,23 @@ def build_features(data: CompetitionData) -> TabularFeatures:
     plan = plan_columns(full.iloc[:n], exclude=exclude, categorical=comp.tabular.categorical,
                         max_cardinality=comp.tabular.max_cardinality)
     return TabularFeatures(full.iloc[:n].reset_index(drop=True), full.iloc[n:].reset_index(drop=True), plan)
+
+
+def _parts(df: pd.DataFrame, col: str) -> list[str]:
+    return [c for c in df.columns if c.startswith(f"{col}_") and c[len(col) + 1:].isdigit()]
+
+
+def _part_counts(full: pd.DataFrame, comp: Competition) -> pd.DataFrame:
+    """A part of a split column with many values that repeat (a travel group, a cabin) also gives
+    its group's size, ``<part>_count``, over train and test together (as Titanic's ticket counts)."""
+    out = {}
+    for col, _ in comp.tabular.split:
+        for part in _parts(full, col):
+            s = full[part]
+            counts = s.map(s.value_counts())
+            if s.nunique() > 50 and (counts > 1).mean() >= 0.1:
+                out[f"{part}_count"] = counts.fillna(1).astype(float)
+    return full.assign(**out) if out else full
 
 
 def _refuse_target_copies(train_part: pd.DataFrame, data: CompetitionData, new: list[str], comp: Competition) -> None:

@@ -245,9 +245,9 @@ class CatBoostModel(TabularModel):
     """CatBoost (the ``catboost`` extra), early-stopped on the validation fold. Categorical columns
     go in as CatBoost's own categoricals (ordered target statistics), not as codes."""
 
-    defaults = {"iterations": 3000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0,
+    defaults = {"iterations": 1000, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0,
                 "random_strength": 1.0, "bagging_temperature": 1.0, "border_count": 254,
-                "early_stopping_rounds": 200}
+                "boosting_type": "Plain", "early_stopping_rounds": 100}
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame | None = None,
             y_valid: np.ndarray | None = None, categorical: tuple[str, ...] = ()) -> CatBoostModel:

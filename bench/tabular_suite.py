@@ -1,0 +1,260 @@
+"""kk's tabular defaults against AutoGluon on every real table at hand, by repeated outer CV.
+
+    python bench/tabular_suite.py --ag-python /tmp/agvenv/bin/python [--tables titanic,wine]
+        [--folds 5] [--repeats 1] [--ag-presets best_quality,medium_quality] [--ag-time 300]
+        [--kk-args "--model rf,lgbm"] [--label kk] [--results suite.jsonl]
+
+Each table's rows are split into outer folds (stratified for labels; whole days for bike sharing,
+whose test set is whole days). For every outer fold, both systems see the other folds as a
+competition's train.csv and the fold's rows, without their target, as its test.csv:
+
+- **kk** as a user runs it: the shipped spec for titanic and bike-sharing-demand, ``kk new``
+  unedited for the others (the metric set to the table's own, as the spec asks a user to check),
+  then ``kk baseline``; the submission it writes is scored. Wall time is the whole command's.
+- **AutoGluon** 1.6 ``TabularPredictor`` in its own virtual environment (``--ag-python``; make one
+  with ``python -m venv /tmp/agvenv && /tmp/agvenv/bin/pip install "autogluon.tabular[lightgbm,catboost,xgboost]"``)
+  on the raw columns, without its neural nets, with each preset in ``--ag-presets`` at ``--ag-time``
+  seconds; wall time is fit + predict.
+
+Every fold's result is appended to ``--results`` (JSON lines), so an interrupted suite resumes and
+runs of kk variants (``--kk-args``, ``--label``) are compared against the same AutoGluon folds.
+The table printed: each system's mean score, mean wall time per fold, and kk's paired per-fold gap
+to each AutoGluon preset with its standard error.
+
+Tables: titanic, bike-sharing-demand, spaceship-titanic (../shared/data), and the real tables that
+ship inside scikit-learn (breast cancer, wine, diabetes). statsmodels is not installed here; its
+datasets are not in the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import REPO, SHARED
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Table:
+    name: str
+    frame: pd.DataFrame  # the train rows, id and target included
+    id: str
+    target: str
+    task: str  # binary, multiclass, regression
+    metric: str  # accuracy, rmse, rmsle
+    shipped: bool  # kk uses its shipped spec (else kk new's guess)
+    group: pd.Series | None = None  # outer folds keep these groups whole
+
+
+def _sklearn_table(name: str, loader: str, task: str, metric: str) -> Table:
+    import sklearn.datasets as ds
+
+    bunch = getattr(ds, loader)(as_frame=True)
+    df = bunch.frame.copy()
+    target = "target"
+    if task != "regression":  # labels as the names a competition would write
+        df[target] = np.asarray(bunch.target_names)[df[target].to_numpy()]
+    df.insert(0, "id", np.arange(1, len(df) + 1))
+    return Table(name, df, "id", target, task, metric, shipped=False)
+
+
+def tables() -> dict[str, Table]:
+    out: dict[str, Table] = {}
+    if (SHARED / "titanic").is_dir():
+        out["titanic"] = Table("titanic", pd.read_csv(SHARED / "titanic/train.csv"), "PassengerId", "Survived",
+                               "binary", "accuracy", shipped=True)
+    if (SHARED / "spaceship-titanic").is_dir():
+        out["spaceship-titanic"] = Table("spaceship-titanic", pd.read_csv(SHARED / "spaceship-titanic/train.csv"),
+                                         "PassengerId", "Transported", "binary", "accuracy", shipped=False)
+    if (SHARED / "bike-sharing-demand").is_dir():
+        bike = pd.read_csv(SHARED / "bike-sharing-demand/train.csv").drop(columns=["casual", "registered"])
+        out["bike-sharing-demand"] = Table("bike-sharing-demand", bike, "datetime", "count", "regression", "rmsle",
+                                           shipped=True, group=bike["datetime"].str[:10])
+    out["breast-cancer"] = _sklearn_table("breast-cancer", "load_breast_cancer", "binary", "accuracy")
+    out["wine"] = _sklearn_table("wine", "load_wine", "multiclass", "accuracy")
+    out["diabetes"] = _sklearn_table("diabetes", "load_diabetes", "regression", "rmse")
+    return out
+
+
+def outer_folds(t: Table, k: int, seed: int) -> list[np.ndarray]:
+    n = len(t.frame)
+    if t.group is not None:
+        groups = t.group.to_numpy()
+        splits = GroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), groups=groups)
+    elif t.task == "regression":
+        splits = KFold(k, shuffle=True, random_state=seed).split(np.zeros(n))
+    else:
+        splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), t.frame[t.target])
+    return [va for _, va in splits]
+
+
+def score(metric: str, truth: pd.Series, pred: pd.Series) -> float:
+    if metric == "accuracy":
+        return float((truth.astype(str).str.lower().to_numpy() == pred.astype(str).str.lower().to_numpy()).mean())
+    y, p = truth.to_numpy(float), np.clip(pred.to_numpy(float), 0 if metric == "rmsle" else -np.inf, None)
+    if metric == "rmsle":
+        y, p = np.log1p(y), np.log1p(p)
+    return float(np.sqrt(np.mean((y - p) ** 2)))
+
+
+def greater_is_better(metric: str) -> bool:
+    return metric == "accuracy"
+
+
+def write_competition(t: Table, folder: Path, valid: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The outer fold as a competition: train.csv, test.csv (no target), sample_submission.csv."""
+    mask = np.zeros(len(t.frame), bool)
+    mask[valid] = True
+    train, test = t.frame[~mask], t.frame[mask]
+    data = folder / "data" / t.name
+    data.mkdir(parents=True)
+    train.to_csv(data / "train.csv", index=False)
+    test.drop(columns=[t.target]).to_csv(data / "test.csv", index=False)
+    fill = train[t.target].mode().iloc[0]
+    pd.DataFrame({t.id: test[t.id], t.target: fill}).to_csv(data / "sample_submission.csv", index=False)
+    return train, test
+
+
+def _env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "KK_DATA_DIR": str(folder / "data"), "KK_HOME": str(folder), "PYTHONPATH": str(REPO),
+            "NO_ALBUMENTATIONS_UPDATE": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+
+
+def _kk(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "kagglekit", *args], cwd=folder, env=_env(folder),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"kk {' '.join(args)} failed in {folder}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return r
+
+
+def run_kk(t: Table, folder: Path, kk_args: list[str]) -> tuple[pd.Series, float]:
+    (folder / "competitions").mkdir(parents=True, exist_ok=True)
+    if t.shipped:
+        spec_dir = folder / "competitions" / t.name
+        shutil.copytree(REPO / "competitions" / t.name, spec_dir)
+        spec = spec_dir / "competition.toml"
+        # the outer fold's test rows are a sample of train's population: the sample submission's name
+        text = spec.read_text().replace('"gender_submission.csv"', '"sample_submission.csv"')
+        spec.write_text(text.replace('"sampleSubmission.csv"', '"sample_submission.csv"'))
+    t0 = time.perf_counter()
+    if not t.shipped:
+        _kk(folder, "new", t.name)
+        spec = folder / "competitions" / t.name / "competition.toml"
+        lines = [f'metric = "{t.metric}"' if ln.startswith("metric =") else ln for ln in spec.read_text().splitlines()]
+        spec.write_text("\n".join(lines) + "\n")
+    _kk(folder, "baseline", t.name, *kk_args)
+    seconds = time.perf_counter() - t0
+    sub = sorted((folder / "submissions" / t.name).glob("*.csv"), key=lambda p: p.stat().st_mtime)[-1]
+    return pd.read_csv(sub)[t.target], seconds
+
+
+def run_autogluon(t: Table, folder: Path, ag_python: str, preset: str, seconds: float) -> tuple[pd.Series, float]:
+    data = folder / "data" / t.name
+    train = pd.read_csv(data / "train.csv").drop(columns=[t.id])
+    test = pd.read_csv(data / "test.csv").drop(columns=[t.id])
+    train.to_csv(folder / "ag_train.csv", index=False)
+    test.to_csv(folder / "ag_test.csv", index=False)
+    out = folder / f"ag_{preset}.csv"
+    t0 = time.perf_counter()
+    r = subprocess.run([ag_python, str(HERE / "_autogluon_fit.py"), str(folder / "ag_train.csv"),
+                        str(folder / "ag_test.csv"), t.target, t.task, t.metric, preset, str(seconds), str(out)],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"AutoGluon failed on {t.name}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+    return pd.read_csv(out)["pred"], wall
+
+
+def load_results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def report(results: list[dict], tabs: dict[str, Table], kk_label: str) -> None:
+    df = pd.DataFrame(results)
+    if df.empty:
+        print("no results yet")
+        return
+    print(f"\n{'table':<20} {'system':<26} {'score':>8} {'s/fold':>8} {'folds':>5}   kk ({kk_label}) minus it, "
+          "paired over folds (+ = kk better)")
+    for name, g in df.groupby("table", sort=False):
+        metric = g["metric"].iloc[0]
+        sign = 1 if greater_is_better(metric) else -1
+        ref = g[g.system == kk_label].set_index(["repeat", "fold"])["score"]
+        for system, s in g.groupby("system", sort=False):
+            line = f"{name:<20} {system:<26} {s.score.mean():>8.4f} {s.seconds.mean():>8.1f} {len(s):>5}"
+            if system != kk_label and len(ref):
+                other = s.set_index(["repeat", "fold"])["score"]
+                both = ref.index.intersection(other.index)
+                d = sign * (ref[both] - other[both]).to_numpy()
+                if len(d) >= 2:
+                    se = d.std(ddof=1) / np.sqrt(len(d))
+                    verdict = "ahead" if d.mean() > 2 * se else "behind" if d.mean() < -2 * se else "within noise"
+                    speed = s.seconds[s.set_index(["repeat", "fold"]).index.isin(both)].mean() / max(
+                        g[g.system == kk_label].seconds.mean(), 1e-9)
+                    line += f"   {d.mean():+.4f} ± {se:.4f} ({verdict}; kk {speed:.0f}x faster)"
+            print(line + f"   [{metric}]")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tables", default="all")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--ag-python", default=None, help="python of AutoGluon's virtual environment (skip if unset)")
+    ap.add_argument("--ag-presets", default="best_quality,medium_quality")
+    ap.add_argument("--ag-time", type=float, default=300.0, help="AutoGluon's time_limit per fit, seconds")
+    ap.add_argument("--kk-args", default="", help="extra arguments for kk baseline, e.g. '--model rf,lgbm'")
+    ap.add_argument("--label", default="kk", help="the name this kk variant is stored and compared under")
+    ap.add_argument("--results", default=str(HERE / "results" / "tabular_suite.jsonl"))
+    ap.add_argument("--work", default="/tmp/kk_tabular_suite")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    tabs = tables()
+    chosen = list(tabs) if args.tables == "all" else args.tables.split(",")
+    results_path = Path(args.results)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results = load_results(results_path)
+    done = {(r["table"], r["system"], r["repeat"], r["fold"]) for r in results}
+    systems = [args.label] + ([f"autogluon {p} {args.ag_time:.0f}s" for p in args.ag_presets.split(",")]
+                              if args.ag_python else [])
+    for name in [] if args.report_only else chosen:
+        t = tabs[name]
+        for rep in range(args.repeats):
+            for f, valid in enumerate(outer_folds(t, args.folds, seed=rep)):
+                for system in systems:
+                    if (name, system, rep, f) in done:
+                        continue
+                    folder = Path(args.work) / name / f"{system.replace(' ', '_')}_r{rep}f{f}"
+                    shutil.rmtree(folder, ignore_errors=True)
+                    _, test = write_competition(t, folder, valid)
+                    if system == args.label:
+                        pred, seconds = run_kk(t, folder, shlex.split(args.kk_args))
+                    else:
+                        pred, seconds = run_autogluon(t, folder, args.ag_python, system.split()[1], args.ag_time)
+                    row = {"table": name, "system": system, "repeat": rep, "fold": f, "metric": t.metric,
+                           "score": score(t.metric, test[t.target].reset_index(drop=True), pred),
+                           "seconds": round(seconds, 2), "rows": len(t.frame)}
+                    with results_path.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    results.append(row)
+                    print(f"{name} r{rep} f{f} {system}: {row['score']:.4f} in {seconds:.1f}s", flush=True)
+                    shutil.rmtree(folder, ignore_errors=True)
+    report([r for r in results if r["table"] in chosen], tabs, args.label)
+
+
+if __name__ == "__main__":
+    main()
