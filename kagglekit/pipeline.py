@@ -53,11 +53,14 @@ class Recipe:
 @dataclass
 class StageOutcome:
     stage: Stage
-    status: str  # "ran" | "skipped" (its stage ran before) | "reused" (identical runs existed) | "planned"
+    # "ran" | "skipped" (its stage ran before) | "reused" (identical runs existed) | "planned"
+    # | "absent" (its model family is not installed: ``note`` says how to install it)
+    status: str
     runs: list[Run] = field(default_factory=list)
     seconds: float = 0.0
     estimate_s: float | None = None
     key: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -168,7 +171,7 @@ def _estimate(stage: Stage, comp: Competition, ws: Workspace) -> float | None:
     k = stage.params.get("k", comp.cv.k)
     if stage.pipeline == "baseline":
         models = stage.params.get("models", ["rf", "lgbm"])
-        return k * n * (0.0008 * ("rf" in models) + 0.0004 * ("lgbm" in models)) + 2
+        return k * n * (0.0008 * ("rf" in models) + 0.0004 * ("lgbm" in models) + 0.001 * ("catboost" in models)) + 2
     if stage.pipeline == "train":
         sizes = stage.params.get("sizes", [128])
         epochs = stage.params.get("epochs", comp.train.get("epochs"))
@@ -196,6 +199,12 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
     produced: list[str] = []
     last_run: Run | None = None
     for stage in recipe.stages:
+        absent = _absent_families(stage)
+        if absent:  # an optional family (kagglekit[catboost]) not installed here: say so and go on
+            outcomes.append(StageOutcome(stage, "absent", note=absent))
+            if on_stage is not None:
+                on_stage(outcomes[-1])
+            continue
         key = stage_key(stage, dkey, produced)
         existing = _existing(store, key)
         out = StageOutcome(stage, "skipped" if existing else ("planned" if dry_run else "ran"), existing, key=key)
@@ -226,6 +235,18 @@ def run_pipeline(competition: str | Competition, pipeline: str | None = None, *,
         result.submission = Path(submitted) if submitted else None  # None: no test images
         result.cv, result.holdout = last_run.cv, last_run.scores.get("holdout")
     return result
+
+
+def _absent_families(stage: Stage) -> str:
+    """Why a baseline stage cannot run here: every model it names is an uninstalled optional family."""
+    if stage.pipeline != "baseline":
+        return ""
+    from .tabular.models import default_models
+
+    models = stage.params.get("models", ["rf", "lgbm"])
+    if any(m in default_models() or m in ("rf", "lgbm") for m in models):
+        return ""
+    return f"{', '.join(models)} not installed: pip install 'kagglekit[{models[0]}]'"
 
 
 def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],

@@ -18,7 +18,9 @@ def run(competition: str = COMPETITION,
 
     def on_stage(o) -> None:
         ids = ", ".join(r.id for r in o.runs)
-        if o.status == "planned":
+        if o.status == "absent":
+            out.print(f"  {o.stage.name:10s} {o.stage.pipeline:9s} left out: {o.note}", markup=False)
+        elif o.status == "planned":
             est = f"~{o.estimate_s / 60:.1f} min" if o.estimate_s is not None else "?"
             out.print(f"  {o.stage.name:10s} {o.stage.pipeline:9s} to run, estimated {est}  {o.stage.params}",
                       markup=False)
