@@ -197,3 +197,14 @@ def test_a_run_records_the_parameters_its_model_really_used(ws):
     make_tabular(ws.root, task="regression")
     r = baseline("synth", models=("rf",), workspace=ws, submit=False)
     assert r.results[0].run.config["params"]["max_features"] == 0.5  # the regression forest's, not "sqrt"
+
+
+def test_bags_average_the_fits_of_consecutive_seeds(ws):
+    make_tabular(ws.root, task="binary")
+    one = [baseline("synth", models=("lgbm",), seed=s, submit=False, workspace=ws).results[0].run for s in (7, 8)]
+    bagged = baseline("synth", models=("lgbm",), seed=7, bags=2, submit=False, workspace=ws).results[0].run
+    assert bagged.config["bags"] == 2 and "bags" not in one[0].config  # identities of unbagged runs unchanged
+    expected = (one[0].oof()["y:1"] + one[1].oof()["y:1"]) / 2
+    assert np.allclose(bagged.oof()["y:1"], expected)
+    assert np.allclose(bagged.test()["y:1"], (one[0].test()["y:1"] + one[1].test()["y:1"]) / 2)
+    assert not np.allclose(one[0].oof()["y:1"], one[1].oof()["y:1"])  # the seeds did differ

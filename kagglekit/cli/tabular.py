@@ -14,6 +14,7 @@ def baseline(
                                                      "(comma-separated list also works)"),
     k: int = typer.Option(None, "--k", "-k", help="number of CV folds [default: the spec's k]"),
     seed: int = typer.Option(42, "--seed", help="model seed"),
+    bags: int = typer.Option(1, "--bags", help="fits per fold, seeds seed, seed+1, ..., averaged"),
     param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
     time_budget: float = typer.Option(None, "--time-budget", help="seconds for all models and folds"),
     submit: bool = SUBMIT,
@@ -38,7 +39,7 @@ def baseline(
             recipe_params.setdefault(m, {}).update(p)
         params = recipe_params
     result = run_baseline(competition, models=models, k=k, seed=seed, params=params,
-                          time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new)
+                          time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new, bags=bags)
     _print(console(), result)
 
 

@@ -122,9 +122,10 @@ def _literal(value: str) -> Any:
 def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
                    params: dict[str, Any] | None = None, seed: int = 42, time_limit: float | None = None,
                    n_jobs: int | None = None, only_folds: list[int] | None = None,
-                   on_fold: Any = None, predict_test: bool = True) -> CVPredictions:
+                   on_fold: Any = None, predict_test: bool = True, bags: int = 1) -> CVPredictions:
     """Cross-validate one model: OOF and fold-averaged test predictions per submitted target,
-    per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``."""
+    per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``.
+    ``bags`` > 1 averages that many fits per fold, seeds ``seed``, ``seed + 1``, ..."""
     comp = data.comp
     targets = target_info(comp, data.train)
     rmsle = comp.metric == "rmsle"
@@ -150,14 +151,17 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
         for f, tr, va in folds.split(only_folds):
             pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[tr])
             x_tr, x_va = pre.transform(feats.train.iloc[tr]), pre.transform(feats.train.iloc[va])
-            est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed,
-                               n_jobs=n_jobs, time_limit=time_limit)
-            est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
-            oof_t[va] = est.predict(x_va)
-            if predict_test:
-                test_t += est.predict(pre.transform(feats.test)) / len(fold_ids)
-            importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
-            best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
+            x_te = pre.transform(feats.test) if predict_test else None
+            oof_t[va] = 0.0
+            for b in range(bags):
+                est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed + b,
+                                   n_jobs=n_jobs, time_limit=time_limit)
+                est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
+                oof_t[va] += est.predict(x_va) / bags
+                if x_te is not None:
+                    test_t += est.predict(x_te) / (len(fold_ids) * bags)
+                importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
+                best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
             if on_fold is not None:
                 on_fold(f)
         if not classes:  # averaged in the metric's space, reported in the original one
@@ -189,17 +193,20 @@ def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
 def baseline(competition: str | Competition, *, models: tuple[str, ...] | None = None, k: int | None = None,
              seed: int = 42, params: dict[str, dict[str, Any]] | None = None, time_budget: float | None = None,
              workspace: Workspace | None = None, progress: bool = False, submit: bool = True,
-             n_jobs: int | None = None, new: bool = False, record: dict[str, Any] | None = None) -> BaselineResult:
+             n_jobs: int | None = None, new: bool = False, record: dict[str, Any] | None = None,
+             bags: int = 1) -> BaselineResult:
     """Cross-validate each model (default: every installed family, ``default_models()``) on the shared
     folds, store one run per model and write the
     submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``.
     A model whose identical run (same configuration, data and folds) is already finished is not
     trained again: that run is reused, unless ``new``. ``record`` adds entries to each new run's
-    config (``kk run`` records its stage there)."""
+    config (``kk run`` records its stage there). ``bags`` averages that many seeds per fold."""
     t0 = time.perf_counter()
     models = models or default_models()
     ws, comp = resolve(competition, workspace)
     comp, params = _check_request(comp, models, k, params)
+    if bags < 1:
+        raise OptionError(f"--bags: expected a number of seeds per fold of at least 1, found {bags}")
     task = "classification" if comp.submitted_targets[0].is_classification else "regression"
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
@@ -215,7 +222,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
                   "seed": seed, "features": list(feats.plan.used),
                   "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
                   "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
-                  "time_budget": time_budget}
+                  "time_budget": time_budget, **({"bags": bags} if bags != 1 else {})}
         fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
         same = None if new else store.identical(fp)
         if same is not None:
@@ -227,7 +234,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
             bar.set_description(model)
         start = time.perf_counter()
         cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
-                            time_limit=per_fold_limit, n_jobs=n_jobs,
+                            time_limit=per_fold_limit and per_fold_limit / bags, n_jobs=n_jobs, bags=bags,
                             on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
         seconds = time.perf_counter() - start
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
