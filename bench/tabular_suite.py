@@ -162,6 +162,30 @@ def run_kk(t: Table, folder: Path, kk_args: list[str]) -> tuple[pd.Series, float
     return pd.read_csv(sub)[t.target], seconds
 
 
+def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
+    """The predictions of each model family kk baseline trained, and of the CV-best one alone (what
+    it submits without the noise rule's blend), from its run store."""
+    sys.path.insert(0, str(REPO))
+    from kagglekit.data import load_data
+    from kagglekit.runs import RunStore
+    from kagglekit.submissions import build_submission
+    from kagglekit.workspace import Workspace
+
+    os.environ["KK_DATA_DIR"] = str(folder / "data")
+    try:
+        ws = Workspace.at(folder)
+        comp = ws.competition(t.name)
+        data = load_data(comp, ws)
+        runs = [r for r in RunStore(ws, t.name).runs() if r.config.get("kind") == "tabular"]
+        out = {f"single {r.config['models'][0]}": build_submission(data, r.test(), r.targets)[t.target] for r in runs}
+        best = RunStore(ws, t.name).best(comp.metric, runs)
+        if best is not None:
+            out["CV-best single"] = build_submission(data, best.test(), best.targets)[t.target]
+    finally:
+        del os.environ["KK_DATA_DIR"]
+    return out
+
+
 def run_autogluon(t: Table, folder: Path, ag_python: str, preset: str, seconds: float) -> tuple[pd.Series, float]:
     data = folder / "data" / t.name
     train = pd.read_csv(data / "train.csv").drop(columns=[t.id])
@@ -240,17 +264,20 @@ def main() -> None:
                     folder = Path(args.work) / name / f"{system.replace(' ', '_')}_r{rep}f{f}"
                     shutil.rmtree(folder, ignore_errors=True)
                     _, test = write_competition(t, folder, valid)
+                    preds = {}
                     if system == args.label:
                         pred, seconds = run_kk(t, folder, shlex.split(args.kk_args))
+                        preds = {f"{system} {k}": p for k, p in kk_members(t, folder).items()}
                     else:
                         pred, seconds = run_autogluon(t, folder, args.ag_python, system.split()[1], args.ag_time)
-                    row = {"table": name, "system": system, "repeat": rep, "fold": f, "metric": t.metric,
-                           "score": score(t.metric, test[t.target].reset_index(drop=True), pred),
-                           "seconds": round(seconds, 2), "rows": len(t.frame)}
-                    with results_path.open("a") as fh:
-                        fh.write(json.dumps(row) + "\n")
-                    results.append(row)
-                    print(f"{name} r{rep} f{f} {system}: {row['score']:.4f} in {seconds:.1f}s", flush=True)
+                    for sys_name, p in {system: pred, **preds}.items():
+                        row = {"table": name, "system": sys_name, "repeat": rep, "fold": f, "metric": t.metric,
+                               "score": score(t.metric, test[t.target].reset_index(drop=True), p),
+                               "seconds": round(seconds, 2), "rows": len(t.frame)}
+                        with results_path.open("a") as fh:
+                            fh.write(json.dumps(row) + "\n")
+                        results.append(row)
+                        print(f"{name} r{rep} f{f} {sys_name}: {row['score']:.4f} in {seconds:.1f}s", flush=True)
                     shutil.rmtree(folder, ignore_errors=True)
     report([r for r in results if r["table"] in chosen], tabs, args.label)
 
