@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+# the real competition files beside the repo, or elsewhere (KK_SHARED_DATA, e.g. on a GPU machine)
+SHARED = Path(os.environ.get("KK_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def need_shared(name: str) -> Path:
