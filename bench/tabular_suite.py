@@ -57,6 +57,7 @@ class Table:
     metric: str  # accuracy, rmse, rmsle
     shipped: bool  # kk uses its shipped spec (else kk new's guess)
     group: pd.Series | None = None  # outer folds keep these groups whole
+    train_only: tuple[str, ...] = ()  # columns the competition's test file lacks (bike's casual, registered)
 
 
 def _sklearn_table(name: str, loader: str, task: str, metric: str) -> Table:
@@ -80,9 +81,10 @@ def tables() -> dict[str, Table]:
         out["spaceship-titanic"] = Table("spaceship-titanic", pd.read_csv(SHARED / "spaceship-titanic/train.csv"),
                                          "PassengerId", "Transported", "binary", "accuracy", shipped=False)
     if (SHARED / "bike-sharing-demand").is_dir():
-        bike = pd.read_csv(SHARED / "bike-sharing-demand/train.csv").drop(columns=["casual", "registered"])
+        bike = pd.read_csv(SHARED / "bike-sharing-demand/train.csv")
         out["bike-sharing-demand"] = Table("bike-sharing-demand", bike, "datetime", "count", "regression", "rmsle",
-                                           shipped=True, group=bike["datetime"].str[:10])
+                                           shipped=True, group=bike["datetime"].str[:10],
+                                           train_only=("casual", "registered"))
     out["breast-cancer"] = _sklearn_table("breast-cancer", "load_breast_cancer", "binary", "accuracy")
     out["wine"] = _sklearn_table("wine", "load_wine", "multiclass", "accuracy")
     out["diabetes"] = _sklearn_table("diabetes", "load_diabetes", "regression", "rmse")
@@ -122,7 +124,7 @@ def write_competition(t: Table, folder: Path, valid: np.ndarray) -> tuple[pd.Dat
     data = folder / "data" / t.name
     data.mkdir(parents=True)
     train.to_csv(data / "train.csv", index=False)
-    test.drop(columns=[t.target]).to_csv(data / "test.csv", index=False)
+    test.drop(columns=[t.target, *t.train_only]).to_csv(data / "test.csv", index=False)
     fill = train[t.target].mode().iloc[0]
     pd.DataFrame({t.id: test[t.id], t.target: fill}).to_csv(data / "sample_submission.csv", index=False)
     return train, test
@@ -188,7 +190,7 @@ def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
 
 def run_autogluon(t: Table, folder: Path, ag_python: str, preset: str, seconds: float) -> tuple[pd.Series, float]:
     data = folder / "data" / t.name
-    train = pd.read_csv(data / "train.csv").drop(columns=[t.id])
+    train = pd.read_csv(data / "train.csv").drop(columns=[t.id, *t.train_only])
     test = pd.read_csv(data / "test.csv").drop(columns=[t.id])
     train.to_csv(folder / "ag_train.csv", index=False)
     test.to_csv(folder / "ag_test.csv", index=False)

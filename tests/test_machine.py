@@ -90,6 +90,25 @@ def test_bigger_images_get_smaller_batches():
     assert big.batch_size < small.batch_size and big.batch_size % 16 == 0
 
 
+@pytest.mark.parametrize("gpu, n_train, batch", [
+    (H200, 800, 32),       # flowers-small's 1,000 photos, 5 folds: 256 would leave 3 steps an epoch
+    (H200, 400, 32),       # never below the CPU's 32 for this reason
+    (H200, 3_200, 128),
+    (H200, 100_000, 256),  # a large set: the GPU's memory decides
+    (T4, 800, 32),
+    (T4, 100_000, 64),
+    (None, 800, 32),       # the CPU is unchanged
+    (None, 100_000, 32),
+])
+def test_a_big_gpu_keeps_enough_steps_in_an_epoch_of_a_small_set(gpu, n_train, batch):
+    machine = Machine(16, (gpu,) if gpu else ())
+    p = plan(machine, n_train=n_train)
+    assert p.batch_size == batch
+    if gpu is not None and batch < plan(machine).batch_size:
+        assert "25 steps an epoch" in p.why["batch_size"]
+    assert plan(machine, n_train=n_train, batch_size=512).batch_size == 512  # a given batch is kept
+
+
 def test_this_machine_reports_its_cores_and_no_gpu_here():
     import os
 

@@ -102,13 +102,14 @@ def cache_side(cfg: TrainConfig, comp: Competition) -> int:
     return max(max(cfg.sizes), round(max(cfg.sizes) / crop_pct))
 
 
-def machine_plan(cfg: TrainConfig, processes: int = 1) -> Plan:
+def machine_plan(cfg: TrainConfig, processes: int = 1, n_train: int | None = None) -> Plan:
     """How this machine runs ``cfg`` (device, workers, precision, batch size...): kagglekit.machine's
-    rules applied to what this machine reports, the flags given kept."""
+    rules applied to what this machine reports and to ``n_train`` (a fold's training images), the
+    flags given kept."""
     from ..machine import plan, read_machine
 
     return plan(read_machine(), device=cfg.device, processes=processes, workers=cfg.num_workers,
-                precision=cfg.precision, batch_size=cfg.batch_size, size=max(cfg.sizes or (224,)))
+                precision=cfg.precision, batch_size=cfg.batch_size, size=max(cfg.sizes or (224,)), n_train=n_train)
 
 
 def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.ndarray]:

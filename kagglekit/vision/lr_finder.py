@@ -45,7 +45,7 @@ def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y
     if source != "random init":
         set_body_trainable(model, False)  # as fine_tune's first phase trains: body frozen
     mean, std = model_stats(model)
-    run_plan = machine_plan(cfg)
+    run_plan = machine_plan(cfg, n_train=int((folds.fold != 0).sum()))  # the batch kk train would use
     learner = make_learner(model, heads, run_plan)
     resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, source != "random init")
     assert cfg.sizes is not None

@@ -98,9 +98,10 @@ def prepare(ws: Workspace, comp: Competition, cfg: TrainConfig, dist: Dist) -> P
         raise SpecError(f"{comp.spec_file}: [image] has no test_path/test_dir, so test images cannot be found")
     if cfg.sizes is None:
         cfg.sizes = (default_size(data.train["path"].tolist()),)
-    if cfg.epochs is None:  # by the training images of a fold (see default_epochs)
-        cfg.epochs = default_epochs(round(len(data.train) * (comp.cv.k - 1) / comp.cv.k))
-    plan = machine_plan(cfg, dist.world // cfg.nnodes)  # this machine's processes: kagglekit.machine
+    n_train = round(len(data.train) * (comp.cv.k - 1) / comp.cv.k)  # the training images of a fold
+    if cfg.epochs is None:  # see default_epochs
+        cfg.epochs = default_epochs(n_train)
+    plan = machine_plan(cfg, dist.world // cfg.nnodes, n_train)  # this machine's processes: kagglekit.machine
     if plan.batch_size % dist.world:  # the global batch splits evenly over every machine's processes
         plan = replace(plan, batch_size=-(-plan.batch_size // dist.world) * dist.world)
     cfg.batch_size = plan.batch_size  # the run records the batch it trained with
