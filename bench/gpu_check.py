@@ -115,6 +115,9 @@ def main() -> None:
         if not args.smoke:
             from _handloop import hand_fold, preload
 
+            from kagglekit.vision.model import find_weight_file
+
+            weights = find_weight_file(weights, ARCH) or weights  # the hand loop takes a file, not a folder
             plan = report["plan"]
             t = time.perf_counter()
             x = preload(data.train["path"].tolist(), ARCH, weights)
