@@ -13,8 +13,9 @@ competition's train.csv and the fold's rows, without their target, as its test.c
   then ``kk baseline``; the submission it writes is scored. Wall time is the whole command's.
 - **AutoGluon** 1.6 ``TabularPredictor`` in its own virtual environment (``--ag-python``; make one
   with ``python -m venv /tmp/agvenv && /tmp/agvenv/bin/pip install "autogluon.tabular[lightgbm,catboost,xgboost]"``)
-  on the raw columns, without its neural nets, with each preset in ``--ag-presets`` at ``--ag-time``
-  seconds; wall time is fit + predict.
+  on the raw columns (the id left out, except bike sharing's timestamp, to which its hour is added:
+  AutoGluon's own date features stop at the weekday), without its neural nets, with each preset in
+  ``--ag-presets`` at ``--ag-time`` seconds; wall time is fit + predict.
 
 Every fold's result is appended to ``--results`` (JSON lines), so an interrupted suite resumes and
 runs of kk variants (``--kk-args``, ``--label``) are compared against the same AutoGluon folds.
@@ -58,6 +59,7 @@ class Table:
     shipped: bool  # kk uses its shipped spec (else kk new's guess)
     group: pd.Series | None = None  # outer folds keep these groups whole
     train_only: tuple[str, ...] = ()  # columns the competition's test file lacks (bike's casual, registered)
+    id_is_feature: bool = False  # bike's id is its timestamp: AutoGluon keeps it (and is given its hour)
 
 
 def _sklearn_table(name: str, loader: str, task: str, metric: str) -> Table:
@@ -84,7 +86,7 @@ def tables() -> dict[str, Table]:
         bike = pd.read_csv(SHARED / "bike-sharing-demand/train.csv")
         out["bike-sharing-demand"] = Table("bike-sharing-demand", bike, "datetime", "count", "regression", "rmsle",
                                            shipped=True, group=bike["datetime"].str[:10],
-                                           train_only=("casual", "registered"))
+                                           train_only=("casual", "registered"), id_is_feature=True)
     out["breast-cancer"] = _sklearn_table("breast-cancer", "load_breast_cancer", "binary", "accuracy")
     out["wine"] = _sklearn_table("wine", "load_wine", "multiclass", "accuracy")
     out["diabetes"] = _sklearn_table("diabetes", "load_diabetes", "regression", "rmse")
@@ -190,8 +192,11 @@ def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
 
 def run_autogluon(t: Table, folder: Path, ag_python: str, preset: str, seconds: float) -> tuple[pd.Series, float]:
     data = folder / "data" / t.name
-    train = pd.read_csv(data / "train.csv").drop(columns=[t.id, *t.train_only])
-    test = pd.read_csv(data / "test.csv").drop(columns=[t.id])
+    drop = [] if t.id_is_feature else [t.id]
+    train = pd.read_csv(data / "train.csv").drop(columns=[*drop, *t.train_only])
+    test = pd.read_csv(data / "test.csv").drop(columns=drop)
+    if t.id_is_feature:  # AutoGluon's date features are year, month, day and weekday: the hour is added
+        train["hour"], test["hour"] = (pd.to_datetime(df[t.id]).dt.hour for df in (train, test))
     train.to_csv(folder / "ag_train.csv", index=False)
     test.to_csv(folder / "ag_test.csv", index=False)
     out = folder / f"ag_{preset}.csv"
