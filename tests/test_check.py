@@ -109,6 +109,24 @@ def test_planted_leaks_are_found(ws_path, ws):
     assert "'flag' is constant in test" in text
 
 
+def test_test_rows_that_copy_train_rows_with_disagreeing_targets_are_not_called_known(ws_path, ws):
+    from kagglekit.check.leaks import leak_findings
+    from kagglekit.data import load_data
+    from kagglekit.tabular.features import build_features
+
+    rng = np.random.default_rng(3)
+    n = 400  # two coarse features: many rows share values, and their targets disagree
+    df = pd.DataFrame({"id": np.arange(n), "a": rng.integers(0, 3, n), "b": rng.integers(0, 2, n),
+                       "y": rng.integers(0, 2, n)})
+    df.loc[(df.a == 0) & (df.b == 0), "y"] = 1  # one combination has a single target in train
+    _comp(ws_path, "coarse", df.iloc[:300], df.iloc[300:], task="binary", metric="accuracy")
+    data = load_data(ws.competition("coarse"), ws)
+    (text,) = [f for f in leak_findings(data, build_features(data)) if "equal a train row" in f]
+    known = int(((df.a == 0) & (df.b == 0)).iloc[300:].sum())
+    assert "100 test rows" in text and f"for {known} of them every such train row has the same y" in text
+    assert f"for the other {100 - known} the train copies disagree" in text
+
+
 def test_cv_suggestion_follows_how_the_test_was_drawn(ws_path, ws):
     rng = np.random.default_rng(4)
     df = _frame(rng, 600).assign(when=pd.date_range("2020-01-01", periods=600, freq="D").strftime("%Y-%m-%d"))

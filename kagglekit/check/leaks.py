@@ -17,7 +17,7 @@ from ..spec import Target
 def leak_findings(data: CompetitionData, feats: Any) -> list[str]:
     """Duplicate rows across the sets, ids or row order that predict the target, columns constant
     or missing in test only, and targets that other columns equal or add up to."""
-    out = repeated_rows(feats)
+    out = repeated_rows(feats, data)
     for t in data.comp.targets:
         if t.name in data.train.columns:
             out += order_leaks(data, t)
@@ -26,7 +26,9 @@ def leak_findings(data: CompetitionData, feats: Any) -> list[str]:
     return out + test_only_columns(feats)
 
 
-def repeated_rows(feats: Any) -> list[str]:
+def repeated_rows(feats: Any, data: CompetitionData | None = None) -> list[str]:
+    """Test rows equal to a train row on every used feature; with ``data``, how many of them have
+    one known target (every such train row agrees) and how many copies disagree (noise, no leak)."""
     used = list(feats.plan.used)
     if not used:
         return []
@@ -35,8 +37,16 @@ def repeated_rows(feats: Any) -> list[str]:
     dup = test_keys.isin(set(train_keys))
     if not dup.any():
         return []
-    return [f"{int(dup.sum())} test rows ({dup.mean():.1%}) equal a train row on every used feature: "
-            "their targets are known (and a model that memorises rows scores well on them)"]
+    head = f"{int(dup.sum())} test rows ({dup.mean():.1%}) equal a train row on every used feature"
+    target = data.comp.submitted_targets[0].name if data is not None else None
+    if target is None or target not in data.train.columns:
+        return [f"{head}: their targets are known (and a model that memorises rows scores well on them)"]
+    agree = pd.Series(data.train[target].astype(str).to_numpy(), index=train_keys.to_numpy()).groupby(level=0).nunique()
+    known = int(test_keys[dup].map(agree).eq(1).sum())
+    if known == dup.sum():
+        return [f"{head}: their targets are known (and a model that memorises rows scores well on them)"]
+    return [f"{head}: for {known} of them every such train row has the same {target} (known); for the other "
+            f"{int(dup.sum()) - known} the train copies disagree (common values, not a leak)"]
 
 
 def order_leaks(data: CompetitionData, t: Target) -> list[str]:
