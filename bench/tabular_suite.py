@@ -167,8 +167,8 @@ def run_kk(t: Table, folder: Path, kk_args: list[str]) -> tuple[pd.Series, float
 
 
 def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
-    """The predictions of each model family kk baseline trained, and of the CV-best one alone (what
-    it submits without the noise rule's blend), from its run store."""
+    """The predictions of each model family kk baseline trained, of the CV-best one alone (what it
+    submits without the noise rule's blend), and of greedy and mean ensembles of all of them."""
     sys.path.insert(0, str(REPO))
     from kagglekit.data import load_data
     from kagglekit.runs import RunStore
@@ -185,6 +185,12 @@ def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
         best = RunStore(ws, t.name).best(comp.metric, runs)
         if best is not None:
             out["CV-best single"] = build_submission(data, best.test(), best.targets)[t.target]
+        from kagglekit.blend import ensemble
+
+        for method in ("greedy", "mean"):  # what kk run's last stage makes, and the plain mean of all
+            blend = ensemble(t.name, [r.id for r in runs], method=method, workspace=ws, submit=False)
+            if blend.run is not None:
+                out[f"{method} ensemble of all"] = build_submission(data, blend.run.test(), blend.run.targets)[t.target]
     finally:
         del os.environ["KK_DATA_DIR"]
     return out
