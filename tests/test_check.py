@@ -186,7 +186,8 @@ def test_fold_gap_tells_luck_from_a_real_difference():
     assert fold_gap("rmse", [1.0, 1.1], [1.0]) is None  # different folds: no paired comparison
 
 
-def test_baseline_submits_the_blend_only_when_its_models_are_indistinguishable(ws_path, ws, monkeypatch, capsys):
+def test_baseline_submits_the_greedy_ensemble_of_its_models_and_notes_the_folds_noise(ws_path, ws, monkeypatch,
+                                                                                       capsys):
     from kagglekit.runs import RunStore
     from kagglekit.tabular.baseline import baseline
 
@@ -194,18 +195,19 @@ def test_baseline_submits_the_blend_only_when_its_models_are_indistinguishable(w
 
     make_tabular(ws_path, "noisy", n=300, n_test=100)
     r = baseline("noisy", models=("rf", "lgbm"), workspace=ws)
-    tie = any("indistinguishable" in n for n in r.notes)
-    assert len(r.notes) == 1
+    assert len(r.notes) == 1 and ("indistinguishable" in r.notes[0] or "beyond the folds' noise" in r.notes[0])
     sub = pd.read_csv(r.submission)
-    if tie:
-        assert r.chosen.startswith("mean blend of")
-        runs = {m.model: m.run.test()["y:1"].to_numpy() for m in r.results}
-        blend = RunStore(ws, "noisy").get(r.submission.stem)
-        assert blend.config["method"] == "mean"
-        assert np.allclose(blend.test()["y:1"], np.mean(list(runs.values()), axis=0))
-        assert [p.stem for p in r.submission.parent.glob("*.csv")] == [r.submission.stem]  # one file, not two
-    else:
-        assert r.chosen == r.best.model and r.submission.stem == r.best.run.id
+    assert r.chosen.startswith("greedy ensemble: ")
+    blend = RunStore(ws, "noisy").get(r.submission.stem)
+    assert blend.config["method"] == "greedy"
+    runs = {m.run.id: m.run.test()["y:1"].to_numpy() for m in r.results}
+    weights = blend.config["weights"]  # the submission is the weighted mean of the members' test predictions
+    assert sorted(blend.config["members"]) == sorted(runs) and sum(weights) == pytest.approx(1.0)
+    expected = sum(w * runs[rid] for rid, w in zip(blend.config["members"], weights, strict=True))
+    assert np.allclose(blend.test()["y:1"], expected, atol=1e-6)
+    assert [p.stem for p in r.submission.parent.glob("*.csv")] == [r.submission.stem]  # one file, not three
+    one = baseline("noisy", models=("lgbm",), workspace=ws, new=True)
+    assert one.chosen == "lgbm" and one.submission.stem == one.results[0].run.id  # one model: itself
     assert len(sub) == 100
     # kk runs: every CV with its standard error, and each run's gap to the best run
     from kagglekit.cli import main
