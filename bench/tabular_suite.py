@@ -250,6 +250,7 @@ def main() -> None:
     ap.add_argument("--tables", default="all")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--max-folds", type=int, default=None, help="run only the first N outer folds (a spot check)")
     ap.add_argument("--ag-python", default=None, help="python of AutoGluon's virtual environment (skip if unset)")
     ap.add_argument("--ag-presets", default="best_quality,medium_quality")
     ap.add_argument("--ag-time", type=float, default=300.0, help="AutoGluon's time_limit per fit, seconds")
@@ -270,7 +271,7 @@ def main() -> None:
     for name in [] if args.report_only else chosen:
         t = tabs[name]
         for rep in range(args.repeats):
-            for f, valid in enumerate(outer_folds(t, args.folds, seed=rep)):
+            for f, valid in list(enumerate(outer_folds(t, args.folds, seed=rep)))[:args.max_folds]:
                 for system in systems:
                     if (name, system, rep, f) in done:
                         continue
