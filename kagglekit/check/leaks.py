@@ -39,7 +39,7 @@ def repeated_rows(feats: Any, data: CompetitionData | None = None) -> list[str]:
         return []
     head = f"{int(dup.sum())} test rows ({dup.mean():.1%}) equal a train row on every used feature"
     target = data.comp.submitted_targets[0].name if data is not None else None
-    if target is None or target not in data.train.columns:
+    if data is None or target is None or target not in data.train.columns:
         return [f"{head}: their targets are known (and a model that memorises rows scores well on them)"]
     agree = pd.Series(data.train[target].astype(str).to_numpy(), index=train_keys.to_numpy()).groupby(level=0).nunique()
     known = int(test_keys[dup].map(agree).eq(1).sum())
