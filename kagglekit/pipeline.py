@@ -241,12 +241,13 @@ def _absent_families(stage: Stage) -> str:
     """Why a baseline stage cannot run here: every model it names is an uninstalled optional family."""
     if stage.pipeline != "baseline":
         return ""
-    from .tabular.models import default_models
+    from .tabular.models import missing_extra
 
     models = stage.params.get("models", ["rf", "lgbm"])
-    if any(m in default_models() or m in ("rf", "lgbm") for m in models):
+    hints = [missing_extra(m) for m in models]
+    if not all(hints):
         return ""
-    return f"{', '.join(models)} not installed: pip install 'kagglekit[{models[0]}]'"
+    return f"{', '.join(models)} not installed: {'; '.join(dict.fromkeys(h for h in hints if h))}"
 
 
 def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, produced: list[str],

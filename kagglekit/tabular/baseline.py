@@ -196,8 +196,8 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
              n_jobs: int | None = None, new: bool = False, record: dict[str, Any] | None = None,
              bags: int = 1) -> BaselineResult:
     """Cross-validate each model (default: every installed family, ``default_models()``) on the shared
-    folds, store one run per model and write the
-    submission of the best one. ``params`` overrides model parameters: ``{"lgbm": {...}}``.
+    folds, store one run per model and write the submission: the greedy ensemble of the models (or
+    the one model). ``params`` overrides model parameters: ``{"lgbm": {...}}``.
     A model whose identical run (same configuration, data and folds) is already finished is not
     trained again: that run is reused, unless ``new``. ``record`` adds entries to each new run's
     config (``kk run`` records its stage there). ``bags`` averages that many seeds per fold."""

@@ -308,6 +308,13 @@ def catboost_available() -> bool:
     return importlib.util.find_spec("catboost") is not None
 
 
+def missing_extra(name: str) -> str | None:
+    """The install line for model ``name`` when it is an optional family not installed here, else None."""
+    if name == "catboost" and not catboost_available():
+        return "pip install 'kagglekit[catboost]'"
+    return None
+
+
 class _CatBoostTimeLimit:
     """Stops boosting once the fit has run ``seconds``: CatBoost calls ``after_iteration`` each round."""
 
