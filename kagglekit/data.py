@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -218,6 +219,11 @@ def split_columns(comp: Competition, df: pd.DataFrame, file: Path, *, required: 
             numeric = pd.to_numeric(part, errors="coerce")
             out[name] = numeric if numeric.notna().sum() == part.notna().sum() else part
     return df.assign(**out) if out else df
+
+
+def split_parts(columns: Any, col: str) -> list[str]:
+    """The parts ``split_columns`` made of ``col`` among ``columns``: ``<col>_1``, ``<col>_2``, ..."""
+    return [c for c in columns if c.startswith(f"{col}_") and c[len(col) + 1:].isdigit()]
 
 
 def _check_declared_columns(comp: Competition, train: pd.DataFrame, test: pd.DataFrame, tf: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import CompetitionData
+from ..data import CompetitionData, split_parts
 from ..spec import Competition
 from .report import ALIKE_AUC, FeatureCheck
 
@@ -36,8 +36,7 @@ def suggest_cv(data: CompetitionData, feats: Any) -> tuple[dict[str, Any], str]:
                 return {"kind": "time-ordered", "time": col}, (
                     f"every test {col} ({te.min():%Y-%m-%d} on) follows the last train one "
                     f"({tr.max():%Y-%m-%d}): validate on the latest rows")
-    parts = [c for c in data.train.columns for col, _ in comp.tabular.split
-             if c.startswith(f"{col}_") and c[len(col) + 1:].isdigit()]  # [tabular] split's parts
+    parts = [c for col, _ in comp.tabular.split for c in split_parts(data.train.columns, col)]
     found = []  # (-unseen, groups, column, reason) for each column whose groups the test split kept whole
     for c in dict.fromkeys(feats.plan.categorical + tuple(feats.plan.dropped) + tuple(parts)):
         if c not in data.train.columns or c not in data.test.columns or c == comp.id_column:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..data import CompetitionData
+from ..data import CompetitionData, split_parts
 from ..errors import SpecError
 from ..spec import Competition
 from .dates import add_datepart
@@ -45,7 +45,7 @@ def build_features(data: CompetitionData) -> TabularFeatures:
     exclude = {c: "listed in [tabular] drop" for c in comp.tabular.drop if c in full.columns}
     for col, _ in comp.tabular.split:
         if col in full.columns and col not in exclude:
-            exclude[col] = f"cut into {', '.join(_parts(full, col))} by [tabular] split"
+            exclude[col] = f"cut into {', '.join(split_parts(full.columns, col))} by [tabular] split"
     if comp.id_column in full.columns:
         exclude[comp.id_column] = "the id column"
     for c in train_x.columns:  # a column the test file lacks would be all-missing at prediction time
@@ -60,16 +60,12 @@ def build_features(data: CompetitionData) -> TabularFeatures:
     return TabularFeatures(full.iloc[:n].reset_index(drop=True), full.iloc[n:].reset_index(drop=True), plan)
 
 
-def _parts(df: pd.DataFrame, col: str) -> list[str]:
-    return [c for c in df.columns if c.startswith(f"{col}_") and c[len(col) + 1:].isdigit()]
-
-
 def _part_counts(full: pd.DataFrame, comp: Competition) -> pd.DataFrame:
     """A part of a split column with many values that repeat (a travel group, a cabin) also gives
     its group's size, ``<part>_count``, over train and test together (as Titanic's ticket counts)."""
     out = {}
     for col, _ in comp.tabular.split:
-        for part in _parts(full, col):
+        for part in split_parts(full.columns, col):
             s = full[part]
             counts = s.map(s.value_counts())
             if s.nunique() > 50 and (counts > 1).mean() >= 0.1:
