@@ -58,7 +58,7 @@ def _storage(url: str, heartbeat: int | None = 60):
     with heartbeats: a worker killed mid-trial stops beating, so after ``2 x heartbeat`` seconds the
     next worker to start a trial marks it failed, and RetryFailedTrialCallback queues it again.
     Workers starting at the same instant on a new database race to create its schema; the losers
-    retry once it exists (measured: an IntegrityError otherwise)."""
+    retry once it exists (measured: an IntegrityError on SQLite, DuplicateTable on PostgreSQL)."""
     import optuna
     import sqlalchemy.exc
 
@@ -76,8 +76,11 @@ def _storage(url: str, heartbeat: int | None = 60):
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            if attempt == 9:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as e:
+            # PostgreSQL reports the lost race as DuplicateTable (a ProgrammingError); other
+            # programming errors are not races and go to the user at once
+            race = not isinstance(e, sqlalchemy.exc.ProgrammingError) or "already exists" in str(e)
+            if attempt == 9 or not race:
                 raise
             time.sleep(0.2 * (attempt + 1))
 
