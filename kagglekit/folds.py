@@ -12,7 +12,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -82,6 +82,20 @@ def assign_folds(train: pd.DataFrame, comp: Competition, cv: CVSpec | None = Non
     return fold
 
 
+def repeated_folds(data: CompetitionData, folds: Folds, repeats: int) -> list[Folds]:
+    """Repeated k-fold: the shared folds, then ``repeats - 1`` more assignments of the same scheme
+    with seeds ``seed + 1``, ``seed + 2``, ... (each a partition of every row into k folds)."""
+    cv = data.comp.cv
+    if repeats > 1 and cv.kind == "time-ordered":
+        raise DataError(f"{data.comp.name}: repeats={repeats}, but a time-ordered CV has one split only; "
+                        "use repeats = 1")
+    out = [folds]
+    for r in range(1, repeats):
+        fold = assign_folds(data.train, data.comp, replace(cv, seed=cv.seed + r))
+        out.append(Folds(f"{folds.id}-r{r}", fold, folds.k))
+    return out
+
+
 def _strata(train: pd.DataFrame, comp: Competition) -> np.ndarray:
     target = comp.submitted_targets[0]
     y = train[target.name]
@@ -143,7 +157,8 @@ def _iterative_stratification(labels: np.ndarray, k: int, seed: int) -> np.ndarr
 
 def _fingerprint(train: pd.DataFrame, comp: Competition) -> str:
     cols = [comp.id_column] + [c for c in (comp.cv.group, comp.cv.time) if c] + [t.name for t in comp.targets]
-    h = hashlib.sha1(json.dumps(comp.cv.__dict__, sort_keys=True).encode())
+    scheme = {k: v for k, v in comp.cv.__dict__.items() if k != "repeats"}  # repeats reuse these folds first
+    h = hashlib.sha1(json.dumps(scheme, sort_keys=True).encode())
     h.update(pd.util.hash_pandas_object(train[list(dict.fromkeys(cols))].astype(str), index=False).to_numpy()
              .tobytes())
     return h.hexdigest()[:12]

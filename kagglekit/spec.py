@@ -72,6 +72,7 @@ class CVSpec:
     group: str | None = None
     group_freq: str | None = None  # floor a datetime group column to this period ("D", "W", ...)
     time: str | None = None
+    repeats: int = 1  # the tabular baseline's repeated k-fold: OOF averaged over this many splits
 
 
 @dataclass(frozen=True)
@@ -314,9 +315,14 @@ def _parse_cv(top: TomlTable, targets: tuple[Target, ...]) -> CVSpec:
         group=cv_t.get("group", str, None),
         group_freq=cv_t.get("group_freq", str, None),
         time=cv_t.get("time", str, None),
+        repeats=cv_t.get("repeats", int, 1),
     )
     if not 2 <= cv.k <= 100:
         raise cv_t.error("k", f"expected a number of folds from 2 to 100, found {cv.k}")
+    if not 1 <= cv.repeats <= 20:
+        raise cv_t.error("repeats", f"expected a number of CV repeats from 1 to 20, found {cv.repeats}")
+    if cv.repeats > 1 and cv.kind == "time-ordered":
+        raise cv_t.error("repeats", "a time-ordered CV has one split only; remove repeats (or set it to 1)")
     if cv.kind == "group" and not cv.group:
         raise cv_t.error("group", "kind = 'group' needs group = '<column>' naming the group column")
     if cv.kind == "time-ordered" and not cv.time:

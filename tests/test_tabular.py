@@ -208,3 +208,41 @@ def test_bags_average_the_fits_of_consecutive_seeds(ws):
     assert np.allclose(bagged.oof()["y:1"], expected)
     assert np.allclose(bagged.test()["y:1"], (one[0].test()["y:1"] + one[1].test()["y:1"]) / 2)
     assert not np.allclose(one[0].oof()["y:1"], one[1].oof()["y:1"])  # the seeds did differ
+
+
+def test_repeated_kfold_averages_the_oof_of_each_split(ws):
+    from dataclasses import replace
+
+    from kagglekit.folds import get_folds
+
+    make_tabular(ws.root, task="binary")
+    comp = ws.competition("synth")
+    other = replace(comp, cv=replace(comp.cv, seed=comp.cv.seed + 1))  # the second split of repeats = 2
+    one = [baseline(c, models=("lgbm",), seed=s, submit=False, workspace=ws).results[0].run
+           for c, s in ((comp, 7), (other, 8))]
+    rep = baseline("synth", models=("lgbm",), seed=7, repeats=2, submit=False, workspace=ws).results[0]
+    run = rep.run
+    assert run.config["repeats"] == 2 and "repeats" not in one[0].config  # identities of plain runs unchanged
+    assert np.allclose(run.oof()["y:1"], (one[0].oof()["y:1"] + one[1].oof()["y:1"]) / 2)
+    assert np.allclose(run.test()["y:1"], (one[0].test()["y:1"] + one[1].test()["y:1"]) / 2)
+    assert np.allclose(run.scores["repeat_cv"], [one[0].scores["cv"], one[1].scores["cv"]])
+    data = load_data(comp, ws)
+    assert run.meta["fold_id"] == one[0].meta["fold_id"] == get_folds(data, ws).id  # paired with every run
+    with_repeats = replace(comp, cv=replace(comp.cv, repeats=3))
+    assert get_folds(load_data(with_repeats, ws), ws).id == run.meta["fold_id"]  # [cv] repeats keeps the folds
+    assert len(rep.fold_scores) == comp.cv.k
+    with pytest.raises(OptionError, match="--repeats"):
+        baseline("synth", models=("lgbm",), repeats=0, submit=False, workspace=ws)
+
+
+def test_repeats_in_the_spec_keep_the_shared_folds_and_refuse_a_time_ordered_cv(tmp_path):
+    from kagglekit.spec import parse_spec
+
+    base = {"slug": "x", "id": "id", "metric": "rmse", "targets": [{"name": "y", "task": "regression"}]}
+    spec = parse_spec({**base, "cv": {"kind": "kfold", "repeats": 3}}, tmp_path / "competition.toml")
+    assert spec.cv.repeats == 3
+    with pytest.raises(SpecError, match="repeats") as e:
+        parse_spec({**base, "cv": {"kind": "time-ordered", "time": "t", "repeats": 2}}, tmp_path / "competition.toml")
+    assert "competition.toml" in str(e.value) and "one split" in str(e.value)
+    with pytest.raises(SpecError, match="from 1 to 20"):
+        parse_spec({**base, "cv": {"repeats": 0}}, tmp_path / "competition.toml")

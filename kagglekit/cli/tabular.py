@@ -15,6 +15,8 @@ def baseline(
     k: int = typer.Option(None, "--k", "-k", help="number of CV folds [default: the spec's k]"),
     seed: int = typer.Option(42, "--seed", help="model seed"),
     bags: int = typer.Option(1, "--bags", help="fits per fold, seeds seed, seed+1, ..., averaged"),
+    repeats: int = typer.Option(None, "--repeats", help="repeated k-fold: OOF averaged over this many splits "
+                                                        "[default: the spec's [cv] repeats, else 1]"),
     param: list[str] = typer.Option(None, "--param", "-p", help="override a parameter: lgbm.num_leaves=63"),
     time_budget: float = typer.Option(None, "--time-budget", help="seconds for all models and folds"),
     submit: bool = SUBMIT,
@@ -39,7 +41,8 @@ def baseline(
             recipe_params.setdefault(m, {}).update(p)
         params = recipe_params
     result = run_baseline(competition, models=models, k=k, seed=seed, params=params,
-                          time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new, bags=bags)
+                          time_budget=time_budget, workspace=ws, progress=True, submit=submit, new=new, bags=bags,
+                          repeats=repeats)
     _print(console(), result)
 
 
@@ -53,8 +56,9 @@ def _print(out, result) -> None:  # noqa: ANN001
     out.print(f"features used ({len(plan.used)}): {', '.join(plan.used)}", markup=False)
     for col, why in plan.dropped.items():
         out.print(f"  dropped {col}: {why}", style="dim", markup=False)
-    table = Table(title=f"{result.competition}: {result.metric}, {len(result.results[0].fold_scores)}-fold CV "
-                        f"(folds {result.fold_id})")
+    repeats = max(len(r.run.scores.get("repeat_cv", [])) for r in result.results)
+    table = Table(title=f"{result.competition}: {result.metric}, {len(result.results[0].fold_scores)}-fold CV"
+                        f"{f' repeated {repeats}x' if repeats > 1 else ''} (folds {result.fold_id})")
     for col in ("model", "CV", "± s.e.", "folds", "time", "run"):
         table.add_column(col)
     for r in result.results:
@@ -62,6 +66,11 @@ def _print(out, result) -> None:  # noqa: ANN001
                       " ".join(fmt(s, 3) for s in r.fold_scores),
                       "reused" if r.reused else f"{r.seconds:.1f}s", r.run.id)
     out.print(table)
+    for r in result.results:
+        if r.run.scores.get("repeat_cv"):
+            each = " ".join(fmt(x) for x in r.run.scores["repeat_cv"])
+            out.print(f"{r.model}: repeated k-fold, each split's own CV {each}; the CV above is that of their "
+                      "averaged OOF predictions, scored on the shared folds", markup=False)
     for note in result.notes:
         out.print(note, markup=False)
     if any(r.reused for r in result.results):

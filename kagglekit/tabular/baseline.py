@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..data import CompetitionData, load_data
 from ..errors import DataError, OptionError, SpecError
-from ..folds import Folds, get_folds
+from ..folds import Folds, get_folds, repeated_folds
 from ..metrics import get_metric, log_space
 from ..predictions import encode_target, score_predictions, target_info, to_frame
 from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
@@ -42,6 +42,7 @@ class CVPredictions:
     fold_scores: list[float]
     importance: pd.Series
     best_iterations: list[int]
+    repeat_scores: list[float] = field(default_factory=list)  # repeated k-fold: each split's own CV
 
 
 @dataclass
@@ -122,19 +123,29 @@ def _literal(value: str) -> Any:
 def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
                    params: dict[str, Any] | None = None, seed: int = 42, time_limit: float | None = None,
                    n_jobs: int | None = None, only_folds: list[int] | None = None,
-                   on_fold: Any = None, predict_test: bool = True, bags: int = 1) -> CVPredictions:
+                   on_fold: Any = None, predict_test: bool = True, bags: int = 1, repeats: int = 1) -> CVPredictions:
     """Cross-validate one model: OOF and fold-averaged test predictions per submitted target,
     per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``.
-    ``bags`` > 1 averages that many fits per fold, seeds ``seed``, ``seed + 1``, ..."""
+    ``bags`` > 1 averages that many fits per fold, seeds ``seed``, ``seed + 1``, ...
+    ``repeats`` > 1 is repeated k-fold: the shared folds, then other splits of the same scheme
+    (:func:`~kagglekit.folds.repeated_folds`); each row's OOF prediction is the mean of its
+    ``repeats`` out-of-fold predictions, the test prediction the mean of every fit. Fold scores
+    stay on the shared folds, so runs remain paired; ``repeat_scores`` holds each split's own CV."""
     comp = data.comp
+    if repeats > 1 and only_folds is not None:
+        raise OptionError("repeats: repeated k-fold trains every fold of every split; it cannot be "
+                          "combined with a subset of folds")
+    splits = repeated_folds(data, folds, repeats)
     targets = target_info(comp, data.train)
     rmsle = comp.metric == "rmsle"
     to_space, from_space = log_space(comp.metric)
     oof: dict[str, np.ndarray] = {}
     test: dict[str, np.ndarray] = {}
+    per_split: list[dict[str, np.ndarray]] = [{} for _ in splits]
     importances = []
     best_iters: list[int] = []
     fold_ids = [f for f, _, _ in folds.split(only_folds)]
+    fits = len(fold_ids) * bags * repeats
     for t in comp.submitted_targets:
         if t.task == "multilabel":
             raise SpecError(f"{comp.spec_file}: target {t.name!r} is multilabel, which the tabular baseline "
@@ -146,33 +157,39 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
         y = to_space(y) if not classes else y  # RMSLE: models fit log1p(y)
         n_classes = len(classes) if classes else 0
         task = "regression" if classes is None else "classification"
-        oof_t = np.full((len(y), n_classes) if n_classes else len(y), np.nan)
+        shape = (len(y), n_classes) if n_classes else len(y)
         test_t = np.zeros((len(feats.test), n_classes) if n_classes else len(feats.test))
-        for f, tr, va in folds.split(only_folds):
-            pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[tr])
-            x_tr, x_va = pre.transform(feats.train.iloc[tr]), pre.transform(feats.train.iloc[va])
-            x_te = pre.transform(feats.test) if predict_test else None
-            oof_t[va] = 0.0
-            for b in range(bags):
-                est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed + b,
-                                   n_jobs=n_jobs, time_limit=time_limit)
-                est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
-                oof_t[va] += est.predict(x_va) / bags
-                if x_te is not None:
-                    test_t += est.predict(x_te) / (len(fold_ids) * bags)
-                importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
-                best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
-            if on_fold is not None:
-                on_fold(f)
-        if not classes:  # averaged in the metric's space, reported in the original one
-            oof_t, test_t = from_space(oof_t), from_space(test_t)
-        oof[t.name], test[t.name] = oof_t, test_t
+        for r, split in enumerate(splits):
+            oof_r = np.full(shape, np.nan)
+            for f, tr, va in split.split(only_folds):
+                pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[tr])
+                x_tr, x_va = pre.transform(feats.train.iloc[tr]), pre.transform(feats.train.iloc[va])
+                x_te = pre.transform(feats.test) if predict_test else None
+                oof_r[va] = 0.0
+                for b in range(bags):
+                    est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed + r * bags + b,
+                                       n_jobs=n_jobs, time_limit=time_limit)
+                    est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
+                    oof_r[va] += est.predict(x_va) / bags
+                    if x_te is not None:
+                        test_t += est.predict(x_te) / fits
+                    importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
+                    best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
+                if on_fold is not None:
+                    on_fold(f)
+            per_split[r][t.name] = oof_r  # in the space the models fit (log1p for RMSLE)
+        mean = np.mean([p[t.name] for p in per_split], axis=0)
+        oof[t.name] = from_space(mean) if not classes else mean  # averaged in the metric's space, reported
+        test[t.name] = from_space(test_t) if not classes else test_t  # in the original one
     rows = np.flatnonzero(np.isin(folds.fold, fold_ids))
     fold_scores = [score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
                    for f in fold_ids]
     overall = score_predictions(comp, data.train, oof, targets, rows=rows)
+    repeat_scores = [] if repeats == 1 else [
+        score_predictions(comp, data.train, {k_: v if targets[k_]["classes"] else from_space(v) for k_, v in p.items()},
+                          targets, rows=rows)["cv"] for p in per_split]
     importance = pd.concat(importances, axis=1).fillna(0).mean(axis=1).sort_values(ascending=False)
-    return CVPredictions(oof, test, targets, overall, fold_scores, importance, best_iters)
+    return CVPredictions(oof, test, targets, overall, fold_scores, importance, best_iters, repeat_scores)
 
 
 def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
@@ -194,19 +211,23 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
              seed: int = 42, params: dict[str, dict[str, Any]] | None = None, time_budget: float | None = None,
              workspace: Workspace | None = None, progress: bool = False, submit: bool = True,
              n_jobs: int | None = None, new: bool = False, record: dict[str, Any] | None = None,
-             bags: int = 1) -> BaselineResult:
+             bags: int = 1, repeats: int | None = None) -> BaselineResult:
     """Cross-validate each model (default: every installed family, ``default_models()``) on the shared
     folds, store one run per model and write the submission: the greedy ensemble of the models (or
     the one model). ``params`` overrides model parameters: ``{"lgbm": {...}}``.
     A model whose identical run (same configuration, data and folds) is already finished is not
     trained again: that run is reused, unless ``new``. ``record`` adds entries to each new run's
-    config (``kk run`` records its stage there). ``bags`` averages that many seeds per fold."""
+    config (``kk run`` records its stage there). ``bags`` averages that many seeds per fold;
+    ``repeats`` (default: the spec's ``[cv] repeats``) is repeated k-fold (:func:`fit_predict_cv`)."""
     t0 = time.perf_counter()
     models = models or default_models()
     ws, comp = resolve(competition, workspace)
     comp, params = _check_request(comp, models, k, params)
     if bags < 1:
         raise OptionError(f"--bags: expected a number of seeds per fold of at least 1, found {bags}")
+    repeats = comp.cv.repeats if repeats is None else repeats
+    if not 1 <= repeats <= 20:
+        raise OptionError(f"--repeats: expected a number of CV repeats from 1 to 20, found {repeats}")
     task = "classification" if comp.submitted_targets[0].is_classification else "regression"
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
@@ -215,26 +236,28 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     feats = build_features(data)
     store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)
     per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
-    bar = _progress(progress, len(models) * folds.k * len(comp.submitted_targets))
+    bar = _progress(progress, len(models) * folds.k * repeats * len(comp.submitted_targets))
     results = []
     for model in models:
         config = {"models": [model], "params": resolved[model], "given_params": params.get(model) or {},
                   "seed": seed, "features": list(feats.plan.used),
                   "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
                   "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
-                  "time_budget": time_budget, **({"bags": bags} if bags != 1 else {})}
+                  "time_budget": time_budget, **({"bags": bags} if bags != 1 else {}),
+                  **({"repeats": repeats} if repeats != 1 else {})}
         fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
         same = None if new else store.identical(fp)
         if same is not None:
             results.append(_reused(model, same, resolved[model]))
             if bar is not None:
-                bar.update(folds.k * len(comp.submitted_targets))
+                bar.update(folds.k * repeats * len(comp.submitted_targets))
             continue
         if bar is not None:
             bar.set_description(model)
         start = time.perf_counter()
         cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
-                            time_limit=per_fold_limit and per_fold_limit / bags, n_jobs=n_jobs, bags=bags,
+                            time_limit=per_fold_limit and per_fold_limit / (bags * repeats), n_jobs=n_jobs,
+                            bags=bags, repeats=repeats,
                             on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
         seconds = time.perf_counter() - start
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
@@ -281,7 +304,8 @@ def _store_run(store: RunStore, data: CompetitionData, folds: Folds, model: str,
                             to_frame(data.test[comp.id_column], comp.id_column, cv.test, cv.targets))
     writer.save_scores({"cv": cv.scores["cv"], "cv_std": float(np.std(cv.fold_scores)), "folds": cv.fold_scores,
                         "per_target": {k_: v for k_, v in cv.scores.items() if k_ != "cv"},
-                        "best_iterations": cv.best_iterations})
+                        "best_iterations": cv.best_iterations,
+                        **({"repeat_cv": cv.repeat_scores} if cv.repeat_scores else {})})
     save_importance(cv.importance, writer.path, f"{comp.name}: {model} feature importance")
     return writer.finish(comp, store.ws, fold_id=folds.id, targets=cv.targets, timings={"fit_s": round(seconds, 3)})
 
