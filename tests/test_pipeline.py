@@ -107,3 +107,12 @@ pretrained = false
     assert validate_submission(data, read_submission(result.submission)) == []
     assert result.holdout is not None
     assert [o.status for o in run_pipeline("tiny", "vision", workspace=ws).outcomes] == ["skipped"] * 3
+
+
+def test_a_baseline_stage_takes_bags_and_repeats(recipes):
+    make_tabular(recipes.root)
+    (recipes.root / "pipelines" / "steady.toml").write_text(
+        "[[stages]]\nname='lgbm'\npipeline='baseline'\nmodels=['lgbm']\nbags=2\nrepeats=2\n")
+    out = run_pipeline("synth", "steady", workspace=recipes)
+    run = out.outcomes[0].runs[0]
+    assert (run.config["bags"], run.config["repeats"]) == (2, 2) and len(run.scores["repeat_cv"]) == 2
