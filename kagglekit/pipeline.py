@@ -171,6 +171,7 @@ def _estimate(stage: Stage, comp: Competition, ws: Workspace) -> float | None:
     k = stage.params.get("k", comp.cv.k)
     if stage.pipeline == "baseline":
         models = stage.params.get("models", ["rf", "lgbm"])
+        k *= stage.params.get("bags", 1) * stage.params.get("repeats", comp.cv.repeats)  # fits per model
         return k * n * (0.0008 * ("rf" in models) + 0.0004 * ("lgbm" in models) + 0.001 * ("catboost" in models)) + 2
     if stage.pipeline == "train":
         sizes = stage.params.get("sizes", [128])

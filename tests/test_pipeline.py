@@ -113,6 +113,11 @@ def test_a_baseline_stage_takes_bags_and_repeats(recipes):
     make_tabular(recipes.root)
     (recipes.root / "pipelines" / "steady.toml").write_text(
         "[[stages]]\nname='lgbm'\npipeline='baseline'\nmodels=['lgbm']\nbags=2\nrepeats=2\n")
+    (recipes.root / "pipelines" / "plain.toml").write_text(
+        "[[stages]]\nname='lgbm'\npipeline='baseline'\nmodels=['lgbm']\n")
+    est = {r: run_pipeline("synth", r, workspace=recipes, dry_run=True).outcomes[0].estimate_s
+           for r in ("plain", "steady")}
+    assert est["steady"] - 2 == pytest.approx(4 * (est["plain"] - 2))  # 4 fits where the plain stage makes 1
     out = run_pipeline("synth", "steady", workspace=recipes)
     run = out.outcomes[0].runs[0]
     assert (run.config["bags"], run.config["repeats"]) == (2, 2) and len(run.scores["repeat_cv"]) == 2
