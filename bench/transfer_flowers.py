@@ -82,7 +82,8 @@ def saved_run(folder: Path, data, comp) -> tuple[dict, np.ndarray, list[str], fl
 
 def kk_step(comp, data, y: np.ndarray, tr: np.ndarray, weights: Path):
     """kk train's own training step on rows ``tr`` (its model, head, learner and loaders, as the
-    defaults make them). Returns a function running one epoch and returning its images/s."""
+    defaults make them). Returns a function running one epoch and returning its images/s, and the
+    batch kk chose for these rows."""
     from kagglekit.vision.config import cache_side, machine_plan, make_heads, resize_method, resolve_config
     from kagglekit.vision.data import load_images
     from kagglekit.vision.learner import OneCycle, make_learner
@@ -91,7 +92,7 @@ def kk_step(comp, data, y: np.ndarray, tr: np.ndarray, weights: Path):
 
     cfg = resolve_config(comp, None, {"arch": ARCH})
     cfg.sizes = tuple(cfg.sizes or (224,))
-    plan = machine_plan(cfg)
+    plan = machine_plan(cfg, n_train=len(tr))  # the batch kk train uses on these rows
     cfg.batch_size = plan.batch_size
     heads, targets = make_heads(comp, data.train)
     images = load_images(data.train["path"].tolist(), cache_side(cfg, comp))
@@ -112,7 +113,7 @@ def kk_step(comp, data, y: np.ndarray, tr: np.ndarray, weights: Path):
         _, seen = learner.train_epoch(loader, opt, sched)
         return seen / (time.perf_counter() - t)
 
-    return epoch
+    return epoch, plan.batch_size
 
 
 def report(name_of: dict[str, tuple[np.ndarray, float, float]], y: np.ndarray, rows: np.ndarray,
@@ -281,14 +282,16 @@ def main() -> None:
             from _handloop import HandLoop
 
             tr = np.flatnonzero(folds.fold != 0)
-            kk_epoch = kk_step(comp, data, y, tr, weights)
-            hand = HandLoop(x, y, tr, ARCH, weights, len(classes), epochs=args.rounds, seed=0)
+            kk_epoch, batch = kk_step(comp, data, y, tr, weights)
+            # the same batch for both: the same work a step, so the ratio is kk's overhead
+            hand = HandLoop(x, y, tr, ARCH, weights, len(classes), epochs=args.rounds, seed=0, batch=batch)
             kk_rates, hand_rates = [], []
             for _ in range(args.rounds):
                 kk_rates.append(kk_epoch())
                 hand_rates.append(hand.epoch())
             ratio = float(np.median(kk_rates) / np.median(hand_rates))
-            print(f"training throughput in turn on fold 0's rows: kk {' '.join(f'{v:.1f}' for v in kk_rates)} img/s, "
+            print(f"training throughput in turn on fold 0's rows, batch {batch}: "
+                  f"kk {' '.join(f'{v:.1f}' for v in kk_rates)} img/s, "
                   f"hand-written {' '.join(f'{v:.1f}' for v in hand_rates)} img/s: {ratio:.0%}")
     kk_acc, kk_ll = scores[kk_name]
     for name, (acc, ll) in scores.items():

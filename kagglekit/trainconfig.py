@@ -43,7 +43,7 @@ class TrainConfig:
     sizes: tuple[int, ...] | None = _opt(None, "image size, or sizes for progressive resizing: 128,224 [default: the "
                                          "images' own size, at most 224]")
     batch_size: int | None = _opt(None, "the global batch [default: 32 on a CPU; on a GPU sized to its memory, "
-                                        "at most what keeps 25 steps an epoch]", short="-b")
+                                        "at most what keeps 50 steps an epoch, 16 or more]", short="-b")
     accum: int = _opt(1, "gradient accumulation steps (the same update in less memory)")
     lr: float | str = _opt(2e-3, "learning rate, or 'auto' for the learning-rate finder's suggestion")
     lr_mult: float = _opt(100.0, "pretrained body's learning rate = lr / lr-mult (without --layer-decay)")
