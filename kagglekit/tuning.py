@@ -184,7 +184,7 @@ def _tabular_objective(comp: Competition, ws: Workspace, model: str, threads: in
     reported after each fold so the median pruner can stop a poor trial early."""
     import optuna
 
-    from .tabular.baseline import fit_predict_cv
+    from .tabular.crossval import fit_predict_cv
     from .tabular.features import build_features
     from .tabular.models import MODELS, create_model
 

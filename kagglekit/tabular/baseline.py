@@ -16,33 +16,19 @@ import numpy as np
 import pandas as pd
 
 from ..data import CompetitionData, load_data
-from ..errors import DataError, OptionError, SpecError
-from ..folds import Folds, get_folds, repeated_folds
-from ..metrics import get_metric, log_space
-from ..predictions import encode_target, score_predictions, target_info, to_frame
+from ..errors import OptionError, SpecError
+from ..folds import Folds, get_folds
+from ..metrics import get_metric
+from ..predictions import to_frame
 from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
 from ..spec import Competition
 from ..submissions import submit_run
 from ..workspace import Workspace, resolve
+from .crossval import CVPredictions, fit_predict_cv
 from .features import TabularFeatures, build_features
 from .hooks import hook_digest
 from .models import create_model, default_models
-from .preprocess import ColumnPlan, TabularPreprocessor
-
-
-@dataclass
-class CVPredictions:
-    """One model cross-validated: OOF and fold-averaged test predictions per submitted target, the
-    scores (overall and per fold), mean feature importance and LightGBM's best iterations."""
-
-    oof: dict[str, np.ndarray]
-    test: dict[str, np.ndarray]
-    targets: dict[str, dict[str, Any]]
-    scores: dict[str, float]
-    fold_scores: list[float]
-    importance: pd.Series
-    best_iterations: list[int]
-    repeat_scores: list[float] = field(default_factory=list)  # repeated k-fold: each split's own CV
+from .preprocess import ColumnPlan
 
 
 @dataclass
@@ -120,78 +106,6 @@ def _literal(value: str) -> Any:
     return value
 
 
-def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
-                   params: dict[str, Any] | None = None, seed: int = 42, time_limit: float | None = None,
-                   n_jobs: int | None = None, only_folds: list[int] | None = None,
-                   on_fold: Any = None, predict_test: bool = True, bags: int = 1, repeats: int = 1) -> CVPredictions:
-    """Cross-validate one model: OOF and fold-averaged test predictions per submitted target,
-    per-fold scores and mean feature importance. The core of the baseline and of ``kk tune``.
-    ``bags`` > 1 averages that many fits per fold, seeds ``seed``, ``seed + 1``, ...
-    ``repeats`` > 1 is repeated k-fold: the shared folds, then other splits of the same scheme
-    (:func:`~kagglekit.folds.repeated_folds`); each row's OOF prediction is the mean of its
-    ``repeats`` out-of-fold predictions, the test prediction the mean of every fit. Fold scores
-    stay on the shared folds, so runs remain paired; ``repeat_scores`` holds each split's own CV."""
-    comp = data.comp
-    if repeats > 1 and only_folds is not None:
-        raise OptionError("repeats: repeated k-fold trains every fold of every split; it cannot be "
-                          "combined with a subset of folds")
-    splits = repeated_folds(data, folds, repeats)
-    targets = target_info(comp, data.train)
-    rmsle = comp.metric == "rmsle"
-    to_space, from_space = log_space(comp.metric)
-    oof: dict[str, np.ndarray] = {}
-    test: dict[str, np.ndarray] = {}
-    per_split: list[dict[str, np.ndarray]] = [{} for _ in splits]
-    importances = []
-    best_iters: list[int] = []
-    fold_ids = [f for f, _, _ in folds.split(only_folds)]
-    fits = len(fold_ids) * bags * repeats
-    for t in comp.submitted_targets:
-        if t.task == "multilabel":
-            raise SpecError(f"{comp.spec_file}: target {t.name!r} is multilabel, which the tabular baseline "
-                            "does not handle; split it into one binary target per label")
-        classes = targets[t.name]["classes"]
-        y = encode_target(data.train[t.name], classes)
-        if rmsle and (y < 0).any():
-            raise DataError(f"{comp.name}: target {t.name!r} has negative values, which RMSLE cannot score")
-        y = to_space(y) if not classes else y  # RMSLE: models fit log1p(y)
-        n_classes = len(classes) if classes else 0
-        task = "regression" if classes is None else "classification"
-        shape = (len(y), n_classes) if n_classes else len(y)
-        test_t = np.zeros((len(feats.test), n_classes) if n_classes else len(feats.test))
-        for r, split in enumerate(splits):
-            oof_r = np.full(shape, np.nan)
-            for f, tr, va in split.split(only_folds):
-                pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[tr])
-                x_tr, x_va = pre.transform(feats.train.iloc[tr]), pre.transform(feats.train.iloc[va])
-                x_te = pre.transform(feats.test) if predict_test else None
-                oof_r[va] = 0.0
-                for b in range(bags):
-                    est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed + r * bags + b,
-                                       n_jobs=n_jobs, time_limit=time_limit)
-                    est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
-                    oof_r[va] += est.predict(x_va) / bags
-                    if x_te is not None:
-                        test_t += est.predict(x_te) / fits
-                    importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
-                    best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
-                if on_fold is not None:
-                    on_fold(f)
-            per_split[r][t.name] = oof_r  # in the space the models fit (log1p for RMSLE)
-        mean = np.mean([p[t.name] for p in per_split], axis=0)
-        oof[t.name] = from_space(mean) if not classes else mean  # averaged in the metric's space, reported
-        test[t.name] = from_space(test_t) if not classes else test_t  # in the original one
-    rows = np.flatnonzero(np.isin(folds.fold, fold_ids))
-    fold_scores = [score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
-                   for f in fold_ids]
-    overall = score_predictions(comp, data.train, oof, targets, rows=rows)
-    repeat_scores = [] if repeats == 1 else [
-        score_predictions(comp, data.train, {k_: v if targets[k_]["classes"] else from_space(v) for k_, v in p.items()},
-                          targets, rows=rows)["cv"] for p in per_split]
-    importance = pd.concat(importances, axis=1).fillna(0).mean(axis=1).sort_values(ascending=False)
-    return CVPredictions(oof, test, targets, overall, fold_scores, importance, best_iters, repeat_scores)
-
-
 def save_importance(importance: pd.Series, folder: Path, title: str) -> None:
     importance.rename("importance").rename_axis("feature").reset_index().to_csv(folder / "importance.csv",
                                                                                index=False)
@@ -226,12 +140,8 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     t0 = time.perf_counter()
     models = models or default_models()
     ws, comp = resolve(competition, workspace)
-    comp, params = _check_request(comp, models, k, params)
-    if bags < 1:
-        raise OptionError(f"--bags: expected a number of seeds per fold of at least 1, found {bags}")
-    repeats = comp.cv.repeats if repeats is None else repeats
-    if not 1 <= repeats <= 20:
-        raise OptionError(f"--repeats: expected a number of CV repeats from 1 to 20, found {repeats}")
+    comp, params = _check_request(comp, models, k, params, bags, repeats)
+    repeats = comp.cv.repeats
     task = "classification" if comp.submitted_targets[0].is_classification else "regression"
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
@@ -243,12 +153,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     bar = _progress(progress, len(models) * folds.k * repeats * len(comp.submitted_targets))
     results = []
     for model in models:
-        config = {"models": [model], "params": resolved[model], "given_params": params.get(model) or {},
-                  "seed": seed, "features": list(feats.plan.used),
-                  "dropped": feats.plan.dropped, "date_columns": list(comp.tabular.date_columns),
-                  "feature_hook": hook_digest(comp), "target_transform": "log1p" if comp.metric == "rmsle" else None,
-                  "time_budget": time_budget, **({"bags": bags} if bags != 1 else {}),
-                  **({"repeats": repeats} if repeats != 1 else {})}
+        config = _run_config(comp, feats, model, resolved[model], params.get(model) or {}, seed, time_budget, bags)
         fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
         same = None if new else store.identical(fp)
         if same is not None:
@@ -277,11 +182,28 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     return result
 
 
-def _check_request(comp: Competition, models: tuple[str, ...], k: int | None,
-                   params: dict[str, dict[str, Any]] | None) -> tuple[Competition, dict[str, dict[str, Any]]]:
-    """The competition with ``k`` folds when given, and the checked parameter overrides."""
+def _run_config(comp: Competition, feats: TabularFeatures, model: str, resolved: dict[str, Any],
+                given: dict[str, Any], seed: int, time_budget: float | None, bags: int) -> dict[str, Any]:
+    """What a model's run is made of (its identity: an identical finished run is reused). Bags and
+    repeats are recorded only when not 1, so the identities of earlier runs are unchanged."""
+    return {"models": [model], "params": resolved, "given_params": given, "seed": seed,
+            "features": list(feats.plan.used), "dropped": feats.plan.dropped,
+            "date_columns": list(comp.tabular.date_columns), "feature_hook": hook_digest(comp),
+            "target_transform": "log1p" if comp.metric == "rmsle" else None, "time_budget": time_budget,
+            **({"bags": bags} if bags != 1 else {}), **({"repeats": comp.cv.repeats} if comp.cv.repeats != 1 else {})}
+
+
+def _check_request(comp: Competition, models: tuple[str, ...], k: int | None, params: dict[str, dict[str, Any]] | None,
+                   bags: int = 1, repeats: int | None = None) -> tuple[Competition, dict[str, dict[str, Any]]]:
+    """The competition with ``k`` folds and ``repeats`` when given, and the checked parameter overrides."""
     if comp.kind != "tabular":
         raise SpecError(f"{comp.name} is an image competition; use 'kk train {comp.name}' instead of baseline")
+    if bags < 1:
+        raise OptionError(f"--bags: expected a number of seeds per fold of at least 1, found {bags}")
+    if repeats is not None and not 1 <= repeats <= 20:
+        raise OptionError(f"--repeats: expected a number of CV repeats from 1 to 20, found {repeats}")
+    if repeats is not None and repeats != comp.cv.repeats:
+        comp = replace(comp, cv=replace(comp.cv, repeats=repeats))
     if k is not None and k < 2:
         raise OptionError(f"--k: expected a number of CV folds of at least 2, found {k} (e.g. --k 5)")
     if k is not None and k != comp.cv.k:
