@@ -109,7 +109,9 @@ def score(competition: str = COMPETITION,
 
 
 @app.command("new")
-def new(slug: str, name: str = typer.Option(None, "--name", help="folder name (default: the slug)"),
+def new(slug: str = typer.Argument(..., help="the Kaggle slug, e.g. titanic (the folder name in data/ and in the "
+                                              "competition's URL)", show_default=False),
+        name: str = typer.Option(None, "--name", help="folder name (default: the slug)"),
         download: bool = typer.Option(False, "--download", help="download the files from Kaggle first")) -> None:
     """Scaffold competitions/<name>/competition.toml from the competition's files, printing the guesses."""
     from ..scaffold import new_competition, notes
@@ -124,7 +126,8 @@ def new(slug: str, name: str = typer.Option(None, "--name", help="folder name (d
 
 
 @app.command("bundle")
-def bundle(dest: Path, extras: str = typer.Option("", "--extras", help="extras to include, e.g. vision"),
+def bundle(dest: Path = typer.Argument(..., help="the folder the wheels are written to", show_default=False),
+           extras: str = typer.Option("", "--extras", help="extras to include, e.g. vision"),
            deps: bool = typer.Option(True, "--deps/--no-deps", help="include the dependencies' wheels"),
            python_version: str = typer.Option(None, "--python-version",
                                               help="the notebook's Python, e.g. 3.11")) -> None:

@@ -7,6 +7,7 @@ import typer
 from ..trainconfig import FIELDS, flag_of
 from ._app import (
     COMPETITION,
+    SUBMIT,
     app,
     console,
     fmt,
@@ -100,7 +101,7 @@ def lr_find(competition: str = COMPETITION, options: dict | None = None) -> None
 @app.command("merge")
 def merge(competition: str = COMPETITION,
           runs: list[str] = typer.Argument(..., help="runs trained with disjoint --folds"),
-          submit: bool = typer.Option(True, "--submit/--no-submit")) -> None:
+          submit: bool = SUBMIT) -> None:
     """Merge runs that trained different folds of the same config into one run."""
     from ..vision.results import merge as run_merge
 
