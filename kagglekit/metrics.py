@@ -67,7 +67,16 @@ def register_metric(name: str, *, greater_is_better: bool, needs: str):
 
 
 def get_metric(name: str) -> Metric:
-    """Look a metric up by name (``map@k`` for any k)."""
+    """Look a metric up by name (``map@k`` for any k).
+
+    Examples
+    --------
+    >>> rmse = get_metric("rmse")
+    >>> rmse.greater_is_better, rmse.fn([1.0, 2.0], [1.0, 4.0])
+    (False, 1.4142135623730951)
+    >>> get_metric("map@5").needs
+    'proba'
+    """
     if name in METRICS:
         return METRICS[name]
     m = re.fullmatch(r"map@(\d+)", name)
@@ -78,6 +87,11 @@ def get_metric(name: str) -> Metric:
 
 
 def list_metrics() -> list[str]:
+    """The registered metrics' names (a spec's ``metric`` also takes ``map@k`` for any k).
+
+    >>> {"accuracy", "auc", "rmsle", "qwk"} <= set(list_metrics())
+    True
+    """
     return sorted(METRICS)
 
 

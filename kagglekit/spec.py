@@ -382,6 +382,16 @@ def define_competition(name: str, *, id: str, metric: str, targets: list[dict[st
 
     ``targets`` is a list of target tables, or ``{name: task}``; other keyword arguments are the
     spec's keys and tables (``cv={...}``, ``tabular={...}``, ``kind="image"``, ``image={...}``).
+
+    Examples
+    --------
+    >>> comp = define_competition("house-prices", id="Id", metric="rmsle", targets={"SalePrice": "regression"},
+    ...                           cv={"k": 10}, tabular={"drop": ["Street"]})
+    >>> comp.targets[0].task, comp.cv.kind, comp.cv.k, comp.tabular.drop
+    ('regression', 'kfold', 10, ('Street',))
+    >>> define_competition("x", id="Id", metric="rmsle", targets={"y": "regression"}, cv={"kind": "random"})
+    Traceback (most recent call last):
+    kagglekit.errors.SpecError: .../x/competition.toml: key 'cv.kind': expected 'kfold', ... found 'random'
     """
     if isinstance(targets, dict):
         targets = [{"name": k, "task": v} for k, v in targets.items()]

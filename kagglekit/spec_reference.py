@@ -166,7 +166,8 @@ def shown_default(k: SpecKey) -> str:
         return k.default
     cls = _DATACLASS[k.table]
     f = {f.name: f for f in dataclasses.fields(cls)}[k.key]
-    value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    factory: Any = f.default_factory
+    value = f.default if factory is dataclasses.MISSING else factory()
     return _toml(value) if value not in (None, ()) else "none"
 
 

@@ -69,7 +69,8 @@ class TrainConfig:
     policy: str = _opt("basic", "augmentation after crop and flip: basic (light affine and colour) or trivial "
                        "(TrivialAugment)", choices=POLICIES)
     label_smoothing: float = _opt(0.0, "label smoothing of the training loss (classification)")
-    # The fine-tuning toolbox; defaults measured on flowers-small (bench/transfer_flowers.py, README):
+    # The fine-tuning toolbox; defaults measured on flowers-small (bench/transfer_flowers.py,
+    # docs/benchmarks/images.md):
     ema: float = _opt(0.9998, "an exponential moving average of the weights (timm's, with warm-up) validates and "
                       "predicts; 0: off")
     keep: str = _opt("loss", "the epoch of a fold that predicts: lowest validation loss, best metric, or the last",

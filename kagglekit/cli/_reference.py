@@ -8,6 +8,7 @@ construction; ``tests/test_spec_reference.py`` checks that each one is there, wi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -53,7 +54,8 @@ def _options(cmd: Any) -> list[str]:
 def command_markdown(name: str, cmd: Any, parent: Any) -> list[str]:
     """One command's section: its help, usage line and options."""
     ctx = cmd.context_class(cmd, info_name=name, parent=parent)
-    usage = cmd.get_usage(ctx).replace("Usage: ", "")
+    usage = re.sub(r"[{\[](\w+)[}\]]", lambda m: m.group(0)[0].replace("{", "") + m.group(1).upper()
+                   + m.group(0)[-1].replace("}", ""), cmd.get_usage(ctx).replace("Usage: ", ""))
     return [f"## `kk {name}`", "", (cmd.help or "").strip(), "", "```text", usage, "```", "", *_options(cmd), ""]
 
 

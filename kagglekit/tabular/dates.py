@@ -34,6 +34,18 @@ def add_datepart(df: pd.DataFrame, field_name: str, prefix: str | None = None, d
     with ``time=True``. The prefix is the column name minus a trailing ``date``/``Date``
     (``saledate`` -> ``saleYear``). A missing or unparseable date gives NaN parts. Unlike fastai's,
     this version does not modify ``df`` in place.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"saledate": ["2011-03-14", "2012-12-31"], "price": [10, 20]})
+    >>> out = add_datepart(df, "saledate")
+    >>> out[["saleYear", "saleMonth", "saleDayofweek", "saleIs_year_end"]]
+       saleYear  saleMonth  saleDayofweek  saleIs_year_end
+    0    2011.0        3.0            0.0              0.0
+    1    2012.0       12.0            0.0              1.0
+    >>> "saledate" in out.columns, "saledate" in df.columns
+    (False, True)
     """
     if field_name not in df.columns:
         raise KeyError(f"add_datepart: no column {field_name!r}; columns are {list(df.columns)}")

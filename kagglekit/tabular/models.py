@@ -30,6 +30,11 @@ def register_model(name: str) -> Callable[[type[TabularModel]], type[TabularMode
 
 
 def list_models() -> list[str]:
+    """The registered tabular model families (``kk baseline --model``).
+
+    >>> {"rf", "lgbm"} <= set(list_models())
+    True
+    """
     return sorted(MODELS)
 
 
