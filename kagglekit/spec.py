@@ -127,6 +127,8 @@ class Competition:
     pipeline: str | None = None
     builtin: str | None = None  # name of a data generator in kagglekit.builtin
     submission_columns: tuple[str, ...] | None = None
+    # submission columns no model predicts, submitted with the sample's values on purpose (loudly)
+    placeholders: tuple[str, ...] = ()
     data_dir: str | None = None  # explicit data folder (relative to the spec folder or absolute)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # recipe stage overrides
     train: dict[str, Any] = field(default_factory=dict)  # [train]: kk train's defaults for this competition
@@ -195,16 +197,18 @@ def parse_spec(raw: dict[str, Any], file: Path, name: str | None = None) -> Comp
         raise top.error("image", "kind = 'image' needs an [image] table (layout, train_path or train_dirs)")
     image = _parse_image(img_t) if img_t is not None else None
     sub_t = top.table("submission")
-    submission_columns = None
+    submission_columns: tuple[str, ...] | None = None
+    placeholders: tuple[str, ...] = ()
     if sub_t is not None:
         submission_columns = sub_t.str_list("columns") or None
+        placeholders = sub_t.str_list("placeholders")
         sub_t.finish()
     train, stages = _parse_train(top, file)
     top.finish()
     return Competition(
         name=name, root=file.parent, kind=kind, id_column=id_column, targets=targets, metric=metric,
         slug=slug, cv=cv, files=files, tabular=tabular, image=image, pipeline=pipeline, builtin=builtin,
-        submission_columns=submission_columns, data_dir=data_dir, stages=stages, train=train,
+        submission_columns=submission_columns, placeholders=placeholders, data_dir=data_dir, stages=stages, train=train,
         description=description,
     )
 

@@ -27,7 +27,8 @@ TABLES: dict[str, str] = {
           "split.",
     "tabular": "`[tabular]`: the tabular baseline's features.",
     "image": "`[image]`: where the photos are (image competitions).",
-    "submission": "`[submission]`: the submission's columns, when there is no sample submission.",
+    "submission": "`[submission]`: the submission's columns, when there is no sample submission, and "
+                  "the columns no model predicts.",
 }
 
 
@@ -134,6 +135,9 @@ KEYS: tuple[SpecKey, ...] = (
 
     SpecKey("submission", "columns", "list of str", ["name", "label"], "the submission's columns, id first",
             "the sample submission's"),
+    SpecKey("submission", "placeholders", "list of str", ["Usage"], "columns of the sample submission that no "
+            "target predicts, submitted with the sample's values on purpose (with a warning); any other column "
+            "no target fills is an error before training", "none"),
 )
 
 

@@ -4,6 +4,7 @@ validated before anything is written or sent, and scored locally when the labels
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,23 @@ def submission_columns(comp: Competition, data: CompetitionData) -> list[Submiss
         raise SubmissionError(f"{comp.name}: the submission format has no column {missing[0]!r} for target "
                               f"{plans[0].target.name!r}; columns expected: {', '.join(cols)}. Set "
                               f"[submission] columns in {comp.spec_file}")
+    filled = {comp.id_column, *(c for p in plans for c in p.columns)}
+    unfilled = [c for c in cols if c not in filled and c not in comp.placeholders]
+    if unfilled:
+        names = ", ".join(repr(c) for c in unfilled)
+        raise SubmissionError(
+            f"{comp.name}: submission column(s) {names} are predicted by no target, so the submission would "
+            f"hold the sample's placeholder values. Add a [[targets]] table for each in {comp.spec_file} "
+            f"(kk new makes every submitted column a target), or, to submit the placeholders on purpose, "
+            f"[submission] placeholders = [{names}]")
     return plans
+
+
+def check_submission_format(data: CompetitionData) -> None:
+    """Before training: every column the submission needs is predicted by a submitted target or
+    declared a placeholder, so a long run never ends in a submission it cannot make honestly."""
+    if data.has_test:
+        submission_columns(data.comp, data)
 
 
 def _cast_like(values: Any, like: pd.Series | None) -> Any:
@@ -129,10 +146,12 @@ def build_submission(data: CompetitionData, test_preds: pd.DataFrame,
             labels = [classes[j] for j in arr.argmax(axis=1)]
             out[t.name] = _cast_like(labels, like) if like is not None else _cast_like(
                 labels, data.train[t.name])
-    for c in cols:  # columns the format has that no target fills (rare): copy the sample's
+    for c in cols:  # a declared placeholder (submission_columns refuses any other unfilled column)
         if c not in out.columns:
             if data.sample is None:
                 raise SubmissionError(f"{comp.name}: no prediction for submission column {c!r}")
+            warnings.warn(f"{comp.name}: submission column {c!r} holds the sample submission's placeholder "
+                          "values ([submission] placeholders): no model predicted it", stacklevel=2)
             out[c] = data.sample[c].to_numpy()
     return out[cols]
 

@@ -22,7 +22,7 @@ from ..metrics import get_metric
 from ..predictions import to_frame
 from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
 from ..spec import Competition
-from ..submissions import submit_run
+from ..submissions import check_submission_format, submit_run
 from ..workspace import Workspace, resolve
 from .crossval import CVPredictions, fit_predict_cv
 from .features import TabularFeatures, build_features
@@ -146,6 +146,8 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
     data = load_data(comp, ws)
+    if submit:
+        check_submission_format(data)
     folds = get_folds(data, ws)
     feats = build_features(data)
     store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)

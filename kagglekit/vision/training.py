@@ -31,7 +31,7 @@ from ..folds import Folds, get_folds
 from ..machine import Plan, out_of_memory_message
 from ..runs import RunStore, RunWriter, data_fingerprint, fingerprint, write_json
 from ..spec import Competition
-from ..submissions import submit_run
+from ..submissions import check_submission_format, submit_run
 from ..trainconfig import TrainConfig
 from ..workspace import Workspace
 from .config import TrainResult, cache_side, default_epochs, default_size, machine_plan, make_heads
@@ -184,6 +184,8 @@ def train_here(ws: Workspace, comp: Competition, cfg: TrainConfig, *, run_path: 
     check_arch(cfg.arch)
     dist = distributed.init(cfg.device)
     prep = prepare(ws, comp, cfg, dist)
+    if submit:
+        check_submission_format(prep.data)
     same = None if new or run_path else dist.broadcast(  # rank 0's store decides, for every process
         RunStore(ws, comp.name).identical(prep.fingerprint) if dist.main else None)
     if same is not None:  # rank 0 writes the submission; every process gets its result
