@@ -107,9 +107,33 @@ def guess_image(data_dir: Path, train: pd.DataFrame | None, train_f: str | None,
     return None
 
 
-def render_image(slug: str, name: str, found: dict[str, Any], id_col: str, target: str, task: str, metric: str,
-                 files: dict[str, str | None], submission: list[str] | None) -> str:
+def _target_lines(targets: list[tuple[str, str]], aux: list[tuple[str, str]]) -> list[str]:
+    lines = []
+    for name, task in targets:
+        lines += ["[[targets]]", f'name = "{name}"', f'task = "{task}"', ""]
+    if aux:
+        lines += ["# Labels of the train file that are not submitted. Each can train an extra head beside the",
+                  "# submitted ones (an auxiliary target, weighted into the loss, never submitted): uncomment one",
+                  "# and compare the runs' CV (kk runs) to see whether it helps."]
+        for name, task in aux:
+            lines += ["# [[targets]]", f'# name = "{name}"', f'# task = "{task}"', "# submit = false", ""]
+    return lines
+
+
+def _cv_kind(targets: list[tuple[str, str]]) -> tuple[str, str]:
+    classes = [t for t, task in targets if is_classification(task)]
+    if len(classes) > 1:
+        return "multilabel-stratified", "every class target's proportions kept in each fold"
+    if classes:
+        return "stratified", "the classes' proportions kept in each fold"
+    return "kfold", "a number target: random folds"
+
+
+def render_image(slug: str, name: str, g: Any, found: dict[str, Any]) -> str:
+    """The spec's text for an image competition (``g``: the scaffold's Guess)."""
+    id_col, metric, files, submission = g.id_column, g.metric, g.files, g.submission
     image = found["image"]
+    cv_kind, cv_why = _cv_kind(g.targets)
     lines = [
         f"# {name}: written by `kk new {slug}`. Every value below is a guess from the files: check it.",
         f'slug = "{slug}"',
@@ -127,14 +151,12 @@ def render_image(slug: str, name: str, found: dict[str, Any], id_col: str, targe
         f'sample_submission = "{files["sample_submission"]}"' if files["sample_submission"]
         else "sample_submission = false",
         "",
-        "[[targets]]",
-        f'name = "{target}"',
-        f'task = "{task}"',
-        "",
-        "# Photos drawn at random from one population: stratified folds. Several photos of one",
-        "# subject (patient, plant, animal)? Use kind = \"group\" with group = \"<column>\".",
+        *_target_lines(g.targets, g.auxiliary),
+        f"# Photos drawn at random from one population: {cv_why}.",
+        "# Several photos of one subject (patient, plant, animal)? Use kind = \"group\" with",
+        "# group = \"<column>\".",
         "[cv]",
-        f'kind = "{"stratified" if is_classification(task) else "kfold"}"',
+        f'kind = "{cv_kind}"',
         "k = 5",
         "seed = 42",
         "",

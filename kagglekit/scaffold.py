@@ -28,6 +28,7 @@ class Guess:
     split: dict[str, str] = field(default_factory=dict)  # compound columns ("B/0/P") and their separator
     image: dict[str, Any] | None = None  # image competitions: what _image_scaffold found
     submission: list[str] | None = None  # submission columns when there is no sample submission
+    auxiliary: list[tuple[str, str]] = field(default_factory=list)  # labels not submitted: candidate extra heads
 
 
 def _find(folder: Path, *patterns: str) -> str | None:
@@ -151,26 +152,51 @@ def guess(data_dir: Path) -> Guess:
 def _image_guess(found: dict[str, Any], train: pd.DataFrame | None, sample: pd.DataFrame | None,
                  files: dict[str, str | None]) -> Guess:
     notes = list(found["notes"])
+    aux: list[tuple[str, str]] = []
     if found["layout"] == "csv":
         assert train is not None
         id_col = found["id"]
-        targets = [str(c) for c in (sample.columns[1:] if sample is not None else train.columns)
-                   if c in train.columns and c != id_col]
-        target = targets[0] if targets else str(train.columns[1])
-        task = _task(train[target], None)
+        names = [str(c) for c in (sample.columns[1:] if sample is not None else train.columns)
+                 if c in train.columns and c != id_col] or [str(train.columns[1])]
+        targets = [(t, _task(train[t], sample[t] if sample is not None else None)) for t in names]
+        aux = [(str(c), _task(train[c], None)) for c in train.columns
+               if str(c) not in names and c != id_col and 2 <= train[c].nunique() <= 100]
+        if sample is not None and len(names) > 1:
+            notes.append(f"{len(names)} targets: every column of {files['sample_submission']} after the id")
     else:
         id_col = str(sample.columns[0]) if sample is not None else "id"
         target = str(sample.columns[1]) if sample is not None and len(sample.columns) > 1 else "label"
-        task = "binary" if len(found["labels"]) == 2 else "multiclass"
-    s_col = sample[target] if sample is not None and target in sample.columns else None
+        targets = [(target, "binary" if len(found["labels"]) == 2 else "multiclass")]
+    metric, why = _image_metric(targets, train, sample)
+    notes.append(f"metric {metric}: {why}")
+    if aux:
+        notes.append("auxiliary-target candidates (labels not submitted; commented out in the spec): "
+                     + ", ".join(a for a, _ in aux))
+    return Guess(files, id_col, targets, metric, [], notes, image=found,
+                 submission=None if sample is not None else [id_col, targets[0][0]], auxiliary=aux)
+
+
+def _image_metric(targets: list[tuple[str, str]], train: pd.DataFrame | None,
+                  sample: pd.DataFrame | None) -> tuple[str, str]:
+    """The metric of an image competition's submitted targets (kk scores each target with it and
+    averages them)."""
+    tasks = {task for _, task in targets}
+    first, task = targets[0]
+    s_col = sample[first] if sample is not None and first in sample.columns else None
+    if tasks == {"regression"}:
+        assert train is not None
+        metric, why = _metric("regression", train[first], s_col)
+        return metric, why + (", the mean over the targets" if len(targets) > 1 else "")
+    if "regression" in tasks:
+        raise DataError(f"the sample submission mixes class targets and number targets "
+                        f"({', '.join(f'{t}: {k}' for t, k in targets)}), which one metric cannot score; write "
+                        "the spec by hand with one metric, or submit them as separate competitions")
+    if len(targets) > 1:
+        return "accuracy", "a class label per target and image: the mean of the per-target accuracies"
     if task == "binary" and s_col is not None and pd.api.types.is_float_dtype(s_col) and \
             ((s_col > 0) & (s_col < 1)).any():
-        metric, why = "logloss", "the sample submission holds probabilities"
-    else:
-        metric, why = "accuracy", "a class label per image"
-    notes.append(f"metric {metric}: {why}")
-    return Guess(files, id_col, [(target, task)], metric, [], notes, image=found,
-                 submission=None if sample is not None else [id_col, target])
+        return "logloss", "the sample submission holds probabilities"
+    return "accuracy", "a class label per image"
 
 
 def render(name: str, slug: str, g: Guess, advice: Any = None) -> str:
@@ -179,8 +205,7 @@ def render(name: str, slug: str, g: Guess, advice: Any = None) -> str:
     if g.image is not None:
         from ._image_scaffold import render_image
 
-        target, task = g.targets[0]
-        return render_image(slug, name, g.image, g.id_column, target, task, g.metric, g.files, g.submission)
+        return render_image(slug, name, g, g.image)
     classification = is_classification(g.targets[0][1])
     lines = [
         f"# {name}: written by `kk new {slug}`. Every value below is a guess from the files: check it.",

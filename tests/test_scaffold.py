@@ -56,3 +56,48 @@ def test_guess_errors(tmp_path):
     (tmp_path / "x" / "other.csv").write_text("a\n1\n")
     with pytest.raises(DataError, match="no training file"):
         guess(tmp_path / "x")
+
+
+def _photo_set(folder, targets: dict, extra: dict, n=40, n_test=10):
+    """A csv-layout photo set: images/<id>.png, train.csv with the targets and extra labels, and a
+    sample submission holding the submitted targets (placeholder values, as Kaggle's do)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    for i in range(n + n_test):
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / "images" / f"{i}.png")
+    train = pd.DataFrame({"id": range(n), **{k: v(rng, n) for k, v in {**targets, **extra}.items()}})
+    train.to_csv(folder / "train.csv", index=False)
+    sample = pd.DataFrame({"id": range(n, n + n_test), **{k: train[k].iloc[0] for k in targets}})
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+
+
+def test_new_on_photos_with_several_targets_keeps_every_submitted_column(ws):
+    data = ws.root / "data" / "shop"
+    _photo_set(data, {"kind": lambda r, n: r.choice(["shirt", "shoe", "bag"], n),
+                      "gender": lambda r, n: r.choice(["Men", "Women"], n)},
+               {"season": lambda r, n: r.choice(["Fall", "Summer"], n)})
+    path, g = new_competition("shop", ws)
+    comp = ws.competition("shop")
+    assert [(t.name, t.task, t.submit) for t in comp.targets] == [("kind", "multiclass", True),
+                                                                   ("gender", "binary", True)]
+    assert comp.cv.kind == "multilabel-stratified" and comp.metric == "accuracy"
+    assert g.auxiliary == [("season", "binary")] and 'name = "season"' in path.read_text()  # a candidate, commented
+
+
+def test_new_on_photos_with_a_number_target_guesses_a_regression_metric(ws):
+    data = ws.root / "data" / "ages"
+    _photo_set(data, {"age": lambda r, n: r.integers(1, 90, n).astype(float) + 0.5}, {})
+    new_competition("ages", ws)
+    comp = ws.competition("ages")
+    assert comp.targets[0].task == "regression" and comp.metric in ("rmse", "rmsle") and comp.cv.kind == "kfold"
+
+
+def test_new_refuses_photos_mixing_class_and_number_targets(ws):
+    from kagglekit.errors import DataError
+
+    data = ws.root / "data" / "mixed"
+    _photo_set(data, {"age": lambda r, n: r.normal(40, 10, n), "kind": lambda r, n: r.choice(["a", "b", "c"], n)}, {})
+    with pytest.raises(DataError, match="mixes class targets and number targets"):
+        new_competition("mixed", ws)
