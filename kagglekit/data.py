@@ -123,6 +123,7 @@ def load_data(comp: Competition, ws: Workspace) -> CompetitionData:
     _check_rows_and_ids(comp, train, test, sample, (tf, test_file, data_dir / (comp.files.sample_submission or "")),
                         cv_only)
     _check_targets(comp, train, tf)
+    _check_sample_classes(comp, train, sample, data_dir / (comp.files.sample_submission or ""))
     train, test = split_columns(comp, train, tf), split_columns(comp, test, test_file, required=False)
     _check_declared_columns(comp, train, test, tf)
     if comp.kind == "image" and comp.image is not None and comp.image.layout == "csv":
@@ -184,8 +185,15 @@ def _check_rows_and_ids(comp: Competition, train: pd.DataFrame, test: pd.DataFra
 
 
 def _check_targets(comp: Competition, train: pd.DataFrame, tf: Path) -> None:
-    """No missing targets, and a binary target with two values."""
+    """No missing targets, numbers in a regression target, and a binary target with two values."""
     for t in comp.targets:
+        if t.task == "regression" and not pd.api.types.is_numeric_dtype(train[t.name]):
+            values = pd.to_numeric(train[t.name], errors="coerce")
+            bad = train[t.name][values.isna() & train[t.name].notna()]
+            if len(bad):
+                raise DataError(f"{tf}: regression target {t.name!r} has {len(bad)} values that are not numbers, "
+                                f"e.g. {bad.iloc[0]!r} (row {bad.index[0] + 2} of the file); fix them, or declare "
+                                f"the target's task as a class task in {comp.spec_file}")
         n_nan = int(train[t.name].isna().sum())
         if n_nan:
             raise DataError(f"{tf}: target column {t.name!r} has {n_nan} missing values (NaN); drop or fill "
@@ -197,6 +205,26 @@ def _check_targets(comp: Competition, train: pd.DataFrame, tf: Path) -> None:
                 raise DataError(f"{tf}: target {t.name!r} is declared binary but has {len(values)} values ({shown}"
                                 f"{', ...' if len(values) > 5 else ''}); fix the stray rows, or declare "
                                 f"task = \"multiclass\" in {comp.spec_file}")
+
+
+def _check_sample_classes(comp: Competition, train: pd.DataFrame, sample: pd.DataFrame | None, sf: Path) -> None:
+    """A class target's values in the sample submission are classes the training rows have (a sample
+    holding 'Unisex', or 1 where training says 'yes', means a model could never submit it), unless
+    the spec declares the classes."""
+    if sample is None:
+        return
+    for t in comp.submitted_targets:
+        if not t.is_classification or t.classes is not None or t.name not in sample.columns:
+            continue
+        seen = set(train[t.name].astype(str))
+        if pd.api.types.is_float_dtype(sample[t.name]) and not pd.api.types.is_float_dtype(train[t.name]):
+            continue  # probabilities, not labels
+        unseen = sorted(set(sample[t.name].dropna().astype(str)) - seen)
+        if unseen:
+            raise DataError(f"{sf}: column {t.name!r} holds {unseen[0]!r}, a class the training rows never have "
+                            f"({len(seen)} classes there, e.g. {sorted(seen)[0]!r}); check that the sample and "
+                            f"the train file code the target alike, or declare every class in {comp.spec_file} "
+                            f"([[targets]] classes = [...])")
 
 
 def split_columns(comp: Competition, df: pd.DataFrame, file: Path, *, required: bool = True) -> pd.DataFrame:

@@ -140,3 +140,28 @@ def test_messages_for_files_that_are_not_what_they_seem(ws_path, ws):
     (data / "train.csv").mkdir()
     with pytest.raises(DataError, match="train.csv: is a folder, expected a CSV file"):
         load_data(comp, ws)
+
+
+def test_a_regression_target_with_text_is_one_line_naming_the_row(ws):
+    from kagglekit.errors import DataError
+
+    make_tabular(ws.root, task="regression")
+    path = ws.root / "data" / "synth" / "train.csv"
+    train = pd.read_csv(path)
+    train["y"] = train["y"].astype(object)
+    train.loc[5, "y"] = "n/a?"
+    train.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"regression target 'y' has 1 values that are not numbers, e.g. 'n/a\?' "
+                                        r"\(row 7 of the file\)"):
+        load_data(ws.competition("synth"), ws)
+
+
+def test_a_sample_class_never_seen_in_training_is_refused(ws):
+    from kagglekit.errors import DataError
+
+    make_tabular(ws.root, task="multiclass")
+    path = ws.root / "data" / "synth" / "sample_submission.csv"
+    pd.read_csv(path).assign(y="Unisex").to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"sample_submission.csv: column 'y' holds 'Unisex', a class the training "
+                                        r"rows never have"):
+        load_data(ws.competition("synth"), ws)
