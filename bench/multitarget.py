@@ -1,0 +1,128 @@
+"""Several targets a photo, on the real photo sets: ``kk new`` + ``kk train`` unedited against the floor.
+
+    python bench/multitarget.py [--sets fashion-products,faces-age] [--arch tf_efficientnet_lite0]
+        [--data ../shared/data] [--out bench/results/multitarget.jsonl] [--skip-kk]
+
+For each set: a fresh workspace whose spec is what ``kk new`` writes (every submitted column a
+target, its task and metric guessed), then ``kagglekit.train`` with kk's defaults and the arch's
+real ImageNet weights (``KK_WEIGHTS_DIR``; ``../shared/tools/pretrained_effnet_lite.py``). Its
+out-of-fold score per submitted target is compared on the same 5 folds with **the floor**: frozen
+ImageNet features of the same weights (timm's evaluation transform) + a linear model per target,
+logistic regression (C by inner CV of the log loss) for a class target, ridge (alpha by inner CV)
+for a number target. The submission kk wrote is validated against the sample submission. One JSON
+line per set and method is appended to ``--out``; wall times include everything each method does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import SHARED
+from _handloop import frozen_features, logistic_regression, preload
+
+ARCH = "tf_efficientnet_lite0"
+
+
+def floor(comp, data, folds, arch: str, weights: Path, device: str) -> tuple[dict[str, float], float]:
+    """The frozen-feature floor's OOF score per submitted target, and its wall seconds."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from kagglekit.metrics import get_metric, log_space
+
+    t0 = time.perf_counter()
+    feats = frozen_features(preload(data.train["path"].tolist(), arch, weights), arch, weights, device)
+    scores = {}
+    for t in comp.submitted_targets:
+        y_raw = data.train[t.name]
+        if t.is_classification:
+            classes = sorted(y_raw.astype(str).unique())
+            y = y_raw.astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+            oof = np.zeros((len(y), len(classes)))
+            for _, tr, va in folds.split():
+                proba = logistic_regression(feats, y, tr, va)
+                seen = np.unique(y[tr])
+                oof[np.ix_(va, seen)] = proba
+            scores[t.name] = float(get_metric(comp.metric)(y, oof))
+        else:
+            to_space, from_space = log_space(comp.metric)
+            y = to_space(y_raw.to_numpy(dtype=float))
+            oof = np.zeros(len(y))
+            for _, tr, va in folds.split():
+                model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+                oof[va] = model.fit(feats[tr], y[tr]).predict(feats[va])
+            scores[t.name] = float(get_metric(comp.metric)(y_raw.to_numpy(dtype=float), from_space(oof)))
+    return scores, time.perf_counter() - t0
+
+
+def run_set(name: str, args, weights: Path, device: str) -> list[dict]:
+    import kagglekit as kk
+    from kagglekit.data import load_data
+    from kagglekit.folds import get_folds
+    from kagglekit.scaffold import new_competition
+    from kagglekit.submissions import read_submission, validate_submission
+    from kagglekit.workspace import Workspace
+
+    root = Path(tempfile.mkdtemp(prefix=f"kk_mt_{name}_"))
+    (root / "competitions").mkdir()
+    os.environ["KK_DATA_DIR"] = str(args.data)
+    ws = Workspace.at(root)
+    new_competition(name, ws)  # the spec as kk new writes it, unedited
+    comp = ws.competition(name)
+    data = load_data(comp, ws)
+    folds = get_folds(data, ws)
+    print(f"{name}: targets {[(t.name, t.task) for t in comp.targets]}, metric {comp.metric}, "
+          f"folds {comp.cv.kind}", flush=True)
+    rows = []
+    f_scores, f_wall = floor(comp, data, folds, args.arch, weights, device)
+    rows.append({"set": name, "method": "frozen features + linear", "metric": comp.metric, "scores": f_scores,
+                 "seconds": round(f_wall, 1), "device": device})
+    print(json.dumps(rows[-1]), flush=True)
+    if not args.skip_kk:
+        t0 = time.perf_counter()
+        result = kk.train(comp, kk.TrainConfig(arch=args.arch), workspace=ws)
+        wall = time.perf_counter() - t0
+        problems = validate_submission(data, read_submission(result.submission)) if result.submission else ["none"]
+        rows.append({"set": name, "method": "kk train (kk new's spec)", "metric": comp.metric,
+                     "scores": {k: float(v) for k, v in result.per_target.items() if k in f_scores},
+                     "cv": float(result.cv), "seconds": round(wall, 1), "device": device,
+                     "epochs": result.run.config.get("epochs"), "batch_size": result.run.config.get("batch_size"),
+                     "submission_valid": not problems, "submission_columns": list(read_submission(
+                         result.submission).columns) if result.submission else []})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sets", default="fashion-products,faces-age")
+    ap.add_argument("--arch", default=ARCH)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("KK_SHARED_DATA", SHARED)))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "multitarget.jsonl")
+    ap.add_argument("--skip-kk", action="store_true", help="the floor only")
+    args = ap.parse_args()
+    weights = Path(os.environ.get("KK_WEIGHTS_DIR", "~/.cache/kk-weights")).expanduser() / f"{args.arch}.safetensors"
+    if not weights.is_file():
+        sys.exit(f"skipped: {weights} not found; run python ../shared/tools/pretrained_effnet_lite.py all")
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for name in args.sets.split(","):
+        if not (args.data / name).is_dir():
+            print(f"skipped {name}: not in {args.data}")
+            continue
+        for row in run_set(name, args, weights, device):
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
