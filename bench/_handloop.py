@@ -46,7 +46,7 @@ def logistic_regression(feats: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 11), cv=3, max_iter=3000,
-                                                                 scoring="neg_log_loss"))
+                                                                 scoring="neg_log_loss", n_jobs=-1))
     with warnings.catch_warnings():  # scikit-learn 1.8's notices about its 1.10 defaults
         warnings.simplefilter("ignore", FutureWarning)
         return model.fit(feats[tr], y[tr]).predict_proba(feats[va])

@@ -63,7 +63,13 @@ def floor(comp, data, folds, arch: str, weights: Path, device: str) -> tuple[dic
     return scores, time.perf_counter() - t0
 
 
-def run_set(name: str, args, weights: Path, device: str) -> list[dict]:
+def emit(row: dict, out: Path) -> None:
+    print(json.dumps(row), flush=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def run_set(name: str, args, weights: Path, device: str) -> None:
     import kagglekit as kk
     from kagglekit.data import load_data
     from kagglekit.folds import get_folds
@@ -81,24 +87,20 @@ def run_set(name: str, args, weights: Path, device: str) -> list[dict]:
     folds = get_folds(data, ws)
     print(f"{name}: targets {[(t.name, t.task) for t in comp.targets]}, metric {comp.metric}, "
           f"folds {comp.cv.kind}", flush=True)
-    rows = []
     f_scores, f_wall = floor(comp, data, folds, args.arch, weights, device)
-    rows.append({"set": name, "method": "frozen features + linear", "metric": comp.metric, "scores": f_scores,
-                 "seconds": round(f_wall, 1), "device": device})
-    print(json.dumps(rows[-1]), flush=True)
+    emit({"set": name, "method": "frozen features + linear", "metric": comp.metric, "scores": f_scores,
+          "seconds": round(f_wall, 1), "device": device}, args.out)
     if not args.skip_kk:
         t0 = time.perf_counter()
         result = kk.train(comp, kk.TrainConfig(arch=args.arch), workspace=ws)
         wall = time.perf_counter() - t0
         problems = validate_submission(data, read_submission(result.submission)) if result.submission else ["none"]
-        rows.append({"set": name, "method": "kk train (kk new's spec)", "metric": comp.metric,
+        emit({"set": name, "method": "kk train (kk new's spec)", "metric": comp.metric,
                      "scores": {k: float(v) for k, v in result.per_target.items() if k in f_scores},
                      "cv": float(result.cv), "seconds": round(wall, 1), "device": device,
                      "epochs": result.run.config.get("epochs"), "batch_size": result.run.config.get("batch_size"),
                      "submission_valid": not problems, "submission_columns": list(read_submission(
-                         result.submission).columns) if result.submission else []})
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
+                         result.submission).columns) if result.submission else []}, args.out)
 
 
 def main() -> None:
@@ -119,9 +121,7 @@ def main() -> None:
         if not (args.data / name).is_dir():
             print(f"skipped {name}: not in {args.data}")
             continue
-        for row in run_set(name, args, weights, device):
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        run_set(name, args, weights, device)
 
 
 if __name__ == "__main__":
