@@ -146,8 +146,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
     resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
     data = load_data(comp, ws)
-    if submit:
-        check_submission_format(data)
+    check_submission_format(data, submit)
     folds = get_folds(data, ws)
     feats = build_features(data)
     store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)
