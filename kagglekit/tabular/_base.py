@@ -24,6 +24,18 @@ def register_model(name: str) -> Callable[[type[TabularModel]], type[TabularMode
     return wrap
 
 
+LARGE_ROWS = 100_000  # a Playground-sized table: the families take their large-table settings from here
+
+
+def is_large(n_rows: int | None) -> bool:
+    """Whether a table of ``n_rows`` training rows gets the large-table settings (Kaggle's monthly
+    Playground tables have 100,000 to 1,000,000 rows).
+
+    >>> is_large(891), is_large(520_960)
+    (False, True)
+    """
+    return n_rows is not None and n_rows >= LARGE_ROWS
+
 
 def default_n_jobs() -> int:
     """Every core this process may use (``kagglekit.machine.cpu_cores``)."""
@@ -58,13 +70,14 @@ class TabularModel:
     defaults: dict[str, Any] = {}
 
     def __init__(self, *, task: str, n_classes: int = 0, params: dict[str, Any] | None = None, seed: int = 42,
-                 n_jobs: int | None = None, time_limit: float | None = None):
+                 n_jobs: int | None = None, time_limit: float | None = None, n_rows: int | None = None):
         self.task = task
         self.n_classes = n_classes
         self.params = params or {}
         self.seed = seed
         self.n_jobs = n_jobs
         self.time_limit = time_limit
+        self.n_rows = n_rows  # the table's training rows: some defaults scale with it (``defaults_for``)
 
     def resolved_params(self) -> dict[str, Any]:
         unknown = [k for k in self.params if k not in self.defaults and k not in self.extra_params]
@@ -73,11 +86,13 @@ class TabularModel:
             raise SpecError(f"unknown parameter {self.name}.{k}: known parameters are "
                             f"{one_of(sorted(self.defaults) + sorted(self.extra_params))}"
                             f"{did_you_mean(k, list(self.defaults) + list(self.extra_params))}")
-        return {**self.defaults_for(self.task), **self.params}
+        return {**self.defaults_for(self.task, self.n_rows), **self.params}
 
     extra_params: tuple[str, ...] = ()
 
-    def defaults_for(self, task: str) -> dict[str, Any]:
+    def defaults_for(self, task: str, n_rows: int | None = None) -> dict[str, Any]:
+        """The defaults for ``task`` on a table of ``n_rows`` training rows (None: unknown, the
+        small-table ones): a pure function, so a run's recorded parameters are what it used."""
         return dict(self.defaults)
 
     @staticmethod

@@ -24,6 +24,7 @@ from ..runs import Run, RunStore, data_fingerprint, fingerprint, fold_gap
 from ..spec import Competition
 from ..submissions import check_submission_format, submit_run
 from ..workspace import Workspace, resolve
+from ._base import is_large
 from .crossval import CVPredictions, fit_predict_cv
 from .features import TabularFeatures, build_features
 from .hooks import hook_digest
@@ -55,6 +56,7 @@ class BaselineResult:
     fold_id: str = ""
     notes: list[str] = field(default_factory=list)
     chosen: str = ""  # what the submission holds: the greedy ensemble of the models, or the one model
+    first_submission: Path | None = None  # large tables: the first family's, written before the others train
 
     @property
     def best(self) -> ModelResult:
@@ -142,17 +144,16 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     ws, comp = resolve(competition, workspace)
     comp, params = _check_request(comp, models, k, params, bags, repeats)
     repeats = comp.cv.repeats
-    task = "classification" if comp.submitted_targets[0].is_classification else "regression"
-    # what each model really uses (a regression forest takes max_features 0.5, not "sqrt")
-    resolved = {m: create_model(m, task=task, params=params.get(m)).resolved_params() for m in models}
     data = load_data(comp, ws)
     check_submission_format(data, submit)
+    resolved = _resolved(comp, models, params, len(data.train))
     folds = get_folds(data, ws)
     feats = build_features(data)
     store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)
     per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
     bar = _progress(progress, len(models) * folds.k * repeats * len(comp.submitted_targets))
-    results = []
+    results: list[ModelResult] = []
+    first: Path | None = None
     for model in models:
         config = _run_config(comp, feats, model, resolved[model], params.get(model) or {}, seed, time_budget, bags)
         fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
@@ -173,14 +174,38 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
         results.append(ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,
                                    seconds, resolved[model]))
+        first = _first_submission(results, data, ws, submit and len(models) > 1, bar) or first
     if bar is not None:
         bar.close()
-    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id)
+    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id, first_submission=first)
     _warn_perfect(result, comp)
     if submit:
         _submit(result, data, ws, new)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _resolved(comp: Competition, models: tuple[str, ...], params: dict[str, dict[str, Any]],
+              n_rows: int) -> dict[str, dict[str, Any]]:
+    """What each model really uses on this table: a regression forest takes max_features 0.5, not
+    "sqrt"; a large table takes each family's large-table settings (``_base.is_large``)."""
+    task = "classification" if comp.submitted_targets[0].is_classification else "regression"
+    return {m: create_model(m, task=task, params=params.get(m), n_rows=n_rows).resolved_params() for m in models}
+
+
+def _first_submission(results: list[ModelResult], data: CompetitionData, ws: Workspace, submit: bool,
+                      bar: Any) -> Path | None:
+    """A family has finished: a progress line says how it did and, on a large table, the first
+    family's submission is written at once, so a user holds one within minutes while the others train."""
+    r = results[-1]
+    if bar is not None:
+        bar.write(f"{r.model}: CV {r.cv:.4f} ± {r.cv_std:.4f} in {'reused' if r.reused else f'{r.seconds:.0f}s'}")
+    if len(results) > 1 or not submit or not is_large(len(data.train)):
+        return None
+    path, _ = submit_run(data, ws, r.run)
+    if bar is not None and path is not None:
+        bar.write(f"first submission ({r.model}): {path}; the blend follows when every family is done")
+    return path
 
 
 def _run_config(comp: Competition, feats: TabularFeatures, model: str, resolved: dict[str, Any],

@@ -74,7 +74,7 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                 oof_r[va] = 0.0
                 for b in range(bags):
                     est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed + r * bags + b,
-                                       n_jobs=n_jobs, time_limit=time_limit)
+                                       n_jobs=n_jobs, time_limit=time_limit, n_rows=len(data.train))
                     est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
                     oof_r[va] += est.predict(x_va) / bags
                     if x_te is not None:

@@ -19,7 +19,7 @@ class RandomForestModel(TabularModel):
     defaults = {"n_estimators": 150, "min_samples_leaf": 3, "max_features": "sqrt", "max_depth": None,
                 "max_rows": 20_000}
 
-    def defaults_for(self, task: str) -> dict[str, Any]:
+    def defaults_for(self, task: str, n_rows: int | None = None) -> dict[str, Any]:
         d = dict(self.defaults)
         if task == "regression":
             d["max_features"] = 0.5
