@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["kagglekit.tabular.dates", "kagglekit.metrics", "kagglekit.tabular.models", "kagglekit.spec"]
+MODULES = ["kagglekit.tabular.dates", "kagglekit.metrics", "kagglekit.tabular.models", "kagglekit.spec",
+           "kagglekit.tabular.nn", "kagglekit.tabular._base"]
 
 
 @pytest.mark.parametrize("name", MODULES)

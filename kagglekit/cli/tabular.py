@@ -10,8 +10,9 @@ from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 @app.command("baseline")
 def baseline(
     competition: str = COMPETITION,
-    model: str = typer.Option("all", "--model", help="rf, lgbm, catboost, linear, or all: every family installed "
-                                                     "(comma-separated list also works)"),
+    model: str = typer.Option("all", "--model", help="rf, lgbm, catboost, linear, nn, or all: the default "
+                                                     "families installed (rf, lgbm, catboost, linear); a "
+                                                     "comma-separated list also works"),
     k: int = typer.Option(None, "--k", "-k", help="number of CV folds [default: the spec's k]"),
     seed: int = typer.Option(42, "--seed", help="model seed"),
     bags: int = typer.Option(1, "--bags", help="fits per fold, seeds seed, seed+1, ..., averaged"),

@@ -6,7 +6,8 @@ classification or an ``(n,)`` array for regression, and ``feature_importances_``
 one with ``@register_model("name")``. Each model also declares the search space ``kk tune`` uses.
 
 Each family is a module of its own: :mod:`.forest` (rf), :mod:`.gbm` (lgbm), :mod:`.catboosting`
-(catboost, optional), :mod:`.linear` (linear). Adding one is a new module and its import here.
+(catboost, optional), :mod:`.linear` (linear), :mod:`.nn` (nn, needs torch). Adding one is a new
+module and its import here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SpecError, did_you_mean, one_of
-from . import catboosting, forest, gbm, linear  # noqa: F401  (each registers its family)
+from . import catboosting, forest, gbm, linear, nn  # noqa: F401  (each registers its family)
 from ._base import MODELS, TabularModel, auto_n_jobs, default_n_jobs, register_model
 from .catboosting import catboost_available
 
@@ -53,4 +54,6 @@ def missing_extra(name: str) -> str | None:
     """The install line for model ``name`` when it is an optional family not installed here, else None."""
     if name == "catboost" and not catboost_available():
         return "pip install 'kagglekit[catboost]'"
+    if name == "nn" and not nn.torch_available():
+        return "pip install torch"
     return None
