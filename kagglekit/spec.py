@@ -56,6 +56,7 @@ class Target:
     task: str
     submit: bool = True
     classes: tuple[str, ...] | None = None
+    weight: float = 1.0  # kk train: this target's weight in the summed loss of the heads
 
     @property
     def is_classification(self) -> bool:
@@ -300,6 +301,7 @@ def _parse_targets(top: TomlTable, file: Path) -> tuple[Target, ...]:
             task=tt.get("task", str, required=True, choices=TASKS),
             submit=tt.get("submit", bool, True),
             classes=tuple(str(c) for c in classes) if classes is not None else None,
+            weight=_weight(tt),
         ))
         tt.finish()
     names = [t.name for t in targets]
@@ -308,6 +310,13 @@ def _parse_targets(top: TomlTable, file: Path) -> tuple[Target, ...]:
     if not any(t.submit for t in targets):
         raise top.error("targets", "at least one target must have submit = true")
     return tuple(targets)
+
+
+def _weight(tt: TomlTable) -> float:
+    w = tt.get("weight", (int, float), 1.0)
+    if not w > 0:
+        raise tt.error("weight", f"expected a positive weight of this target's loss (e.g. 0.5), found {w!r}")
+    return float(w)
 
 
 def _parse_cv(top: TomlTable, targets: tuple[Target, ...]) -> CVSpec:

@@ -93,6 +93,8 @@ KEYS: tuple[SpecKey, ...] = (
             "submitted"),
     SpecKey("targets", "classes", "list of str", ["0", "1"], "the classes in the submission's order (default: "
             "those seen in training, sorted)"),
+    SpecKey("targets", "weight", "float > 0", 0.5, "kk train: this target's weight in the summed loss of the "
+            "heads (default 1)"),
 
     SpecKey("cv", "kind", "str: kfold, stratified, group, time-ordered, multilabel-stratified", "stratified",
             "how rows are split into folds"),

@@ -78,7 +78,7 @@ class TrainConfig:
     probe_c: float | str = _opt("auto", "the linear probe's C (scikit-learn's meaning), or auto: by inner CV")
     layer_decay: float | None = _opt(0.8, "layer-wise learning-rate decay of pretrained bodies")
     drop_path: float = _opt(0.0, "stochastic depth rate")
-    mixup: float = _opt(0.0, "mixup alpha (timm's Mixup; one classification target)")
+    mixup: float = _opt(0.0, "mixup alpha (every target's loss mixed, regression too)")
     cutmix: float = _opt(0.0, "cutmix alpha")
     skip_bad_images: bool = _opt(False, "skip unreadable images with a warning", machine=True)
     devices: int = _opt(1, "processes on this machine, one per GPU (DDP via torchrun; on CPU: gloo)", machine=True,

@@ -11,9 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
-from kagglekit.errors import OptionError  # noqa: E402
+from kagglekit.errors import OptionError, SpecError  # noqa: E402
 from kagglekit.vision import TrainConfig, train  # noqa: E402
-from kagglekit.vision.fold import Checkpointer, make_mixup  # noqa: E402
+from kagglekit.vision.fold import Checkpointer  # noqa: E402
 from kagglekit.vision.learner import Learner  # noqa: E402
 from kagglekit.vision.model import Head, create_vision_model, param_groups  # noqa: E402
 
@@ -106,29 +106,82 @@ def test_drop_path_reaches_the_model():
     assert rates and max(rates) == pytest.approx(0.2, abs=0.02)
 
 
-def test_mixup_trains_one_classification_target_and_refuses_several(ws):
+def test_mixup_trains_one_classification_target(ws):
     from kagglekit.scaffold import new_competition
-    from kagglekit.vision.config import make_heads
 
     from .test_transfer import _photos
 
-    for seed, label in enumerate(("daisy", "rose", "tulip")):  # one target: mixup can mix it
+    for seed, label in enumerate(("daisy", "rose", "tulip")):  # one target
         _photos(ws.root / "data" / "petals" / "train" / label, [f"{label}{i}.jpg" for i in range(12)], seed=seed)
     new_competition("petals", ws)
     mixed = train("petals", workspace=ws, mixup=0.4, cutmix=1.0, label_smoothing=0.1, **{**TINY, "batch_size": 8})
     plain = train("petals", workspace=ws, label_smoothing=0.1, **{**TINY, "batch_size": 8})
     h_mixed, h_plain = (pd.read_csv(r.run.path / "history.csv")["train_loss"] for r in (mixed, plain))
     assert np.isfinite(h_mixed).all() and not np.allclose(h_mixed, h_plain)  # the batches were mixed
-    make_images(ws.root, n=96, n_test=16, size=32)
+
+
+def test_the_mixed_loss_is_timms_soft_target_loss_for_one_head():
+    from timm.data.mixup import mixup_target
+
     heads = [Head("y", 0, 3, ("a", "b", "c"))]
-    mix = make_mixup(TrainConfig(mixup=0.4), heads)
-    x, y = torch.rand(8, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    xm, soft = mix(x.clone(), y)
-    assert soft.shape == (8, 3) and torch.allclose(soft.sum(1), torch.ones(8)) and not torch.equal(xm, x)
+    learner = Learner(model=torch.nn.Identity(), heads=heads, device=torch.device("cpu"), label_smoothing=0.1)
+    out, y = torch.randn(8, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    lam = 0.3
+    ours = lam * learner.loss(out, y[:, None].float()) + (1 - lam) * learner.loss(out, y.flip(0)[:, None].float())
+    soft = mixup_target(y, 3, lam=lam, smoothing=0.1)  # what timm's Mixup hands a soft-target loss
+    timms = -(soft * torch.log_softmax(out, 1)).sum(1).mean()
+    assert float(ours) == pytest.approx(float(timms), rel=1e-5)
+
+
+def test_the_mixer_blends_or_pastes_and_is_seeded():
+    from kagglekit.vision.mixing import Mixer
+
+    x = torch.rand(6, 3, 16, 16)
+    blended, lam = Mixer(mixup=0.4, seed=1)(x.clone())
+    assert 0 < lam < 1 and torch.allclose(blended, lam * x + (1 - lam) * x.flip(0), atol=1e-6)
+    again, lam2 = Mixer(mixup=0.4, seed=1)(x.clone())
+    assert lam2 == lam and torch.equal(again, blended)
+    pasted, lam_box = Mixer(cutmix=1.0, seed=3)(x.clone())
+    own = (pasted == x).all(1).float().mean().item()  # the share of each image still its own pixels
+    assert own == pytest.approx(lam_box, abs=1e-6) and 0 < lam_box < 1
+
+
+def test_mixup_mixes_every_target_of_a_multi_target_set_and_a_regression(ws):
+    make_images(ws.root, n=96, n_test=16, size=32)  # two class targets: shape and colour
+    mixed = train("tiny", workspace=ws, mixup=0.4, cutmix=1.0, **TINY)
+    plain = train("tiny", workspace=ws, **TINY)
+    h_mixed, h_plain = (pd.read_csv(r.run.path / "history.csv")["train_loss"] for r in (mixed, plain))
+    assert np.isfinite(h_mixed).all() and not np.allclose(h_mixed, h_plain)
+    heads = [Head("age", 0, 1, None, 30.0, 10.0), Head("gender", 1, 2, ("f", "m"))]
+    learner = Learner(model=torch.nn.Identity(), heads=heads, device=torch.device("cpu"))
+    out, y = torch.randn(4, 3), torch.tensor([[0.5, 0], [-1.0, 1], [0.2, 1], [1.5, 0]])
+    mixed_target = 0.25 * y[:, 0] + 0.75 * y.flip(0)[:, 0]
+    loss = 0.25 * learner.loss(out, y) + 0.75 * learner.loss(out, y.flip(0))
+    mse_mixed = torch.nn.functional.mse_loss(out[:, 0], mixed_target)
+    ce = 0.25 * torch.nn.functional.cross_entropy(out[:, 1:], y[:, 1].long()) \
+        + 0.75 * torch.nn.functional.cross_entropy(out[:, 1:], y.flip(0)[:, 1].long())
+    # MSE against both values = MSE against the mixed value + a constant in the outputs
+    const = 0.25 * 0.75 * ((y[:, 0] - y.flip(0)[:, 0]) ** 2).mean()
+    assert float(loss) == pytest.approx(float(mse_mixed + const + ce), rel=1e-5)
+
+
+def test_each_targets_loss_carries_its_spec_weight(ws):
+    from kagglekit.vision.config import make_heads
+
+    make_images(ws.root, n=40, n_test=8, size=24)
+    spec = ws.root / "competitions" / "tiny" / "competition.toml"
+    spec.write_text(spec.read_text().replace('name = "colour"', 'name = "colour"\nweight = 0.25'))
     comp = ws.competition("tiny")
-    two_heads, _ = make_heads(comp, __import__("kagglekit").data.load_data(comp, ws).train)
-    with pytest.raises(OptionError, match="mixup / cutmix: kk mixes the labels of one classification target"):
-        make_mixup(TrainConfig(cutmix=1.0), two_heads)
+    assert [t.weight for t in comp.targets] == [1.0, 0.25]
+    heads, y = make_heads(comp, __import__("kagglekit").data.load_data(comp, ws).train)
+    learner = Learner(model=torch.nn.Identity(), heads=heads, device=torch.device("cpu"))
+    out = torch.randn(len(y), heads[-1].stop)
+    yt = torch.from_numpy(y)
+    parts = [torch.nn.functional.cross_entropy(out[:, h.start:h.stop], yt[:, i].long()) for i, h in enumerate(heads)]
+    assert float(learner.loss(out, yt)) == pytest.approx(float(parts[0] + 0.25 * parts[1]), rel=1e-5)
+    spec.write_text(spec.read_text().replace("weight = 0.25", "weight = 0"))
+    with pytest.raises(SpecError, match="weight.*expected a positive weight"):
+        ws.competition("tiny")
 
 
 def test_a_run_reports_classes_and_calibration(ws):
@@ -227,3 +280,22 @@ def test_the_policy_trains_and_a_wrong_one_is_refused(ws):
     assert json.loads((result.run.path / "config.json").read_text())["policy"] == "trivial"
     with pytest.raises(OptionError, match="--policy: expected one of basic, trivial, found 'rand'"):
         TrainConfig(policy="rand")
+
+
+def test_an_rmsle_regression_head_fits_in_log_space_and_predicts_back(tmp_path):
+    from kagglekit.errors import DataError
+    from kagglekit.spec import define_competition
+    from kagglekit.vision.config import make_heads
+    from kagglekit.vision.model import split_outputs
+
+    train_rows = pd.DataFrame({"image": ["a", "b", "c", "d"], "age": [1.0, 9.0, 30.0, 80.0]})
+    comp = define_competition("ages", id="image", metric="rmsle", targets={"age": "regression"}, root=tmp_path)
+    heads, y = make_heads(comp, train_rows)
+    assert heads[0].log and np.allclose(y[:, 0] * heads[0].std + heads[0].mean, np.log1p(train_rows["age"]), atol=1e-5)
+    back = split_outputs(y, heads)["age"]
+    np.testing.assert_allclose(back, train_rows["age"], rtol=1e-4)
+    rmse = define_competition("ages", id="image", metric="rmse", targets={"age": "regression"}, root=tmp_path)
+    plain, y_plain = make_heads(rmse, train_rows)
+    assert not plain[0].log and np.allclose(split_outputs(y_plain, plain)["age"], train_rows["age"], rtol=1e-4)
+    with pytest.raises(DataError, match="negative values, which RMSLE cannot score"):
+        make_heads(comp, train_rows.assign(age=[-1.0, 2.0, 3.0, 4.0]))

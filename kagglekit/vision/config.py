@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from ..errors import DataError, SpecError
 from ..machine import Plan
 from ..predictions import encode_target, target_info
 from ..runs import Run
@@ -113,7 +113,8 @@ def machine_plan(cfg: TrainConfig, processes: int = 1, n_train: int | None = Non
 
 
 def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.ndarray]:
-    """One slice of the model's outputs per target, and the (n, targets) target matrix."""
+    """One slice of the model's outputs per target, and the (n, targets) target matrix. A regression
+    is fitted standardised; under RMSLE in log1p space first, as the tabular families fit it."""
     info = target_info(comp, train)
     heads, cols, start = [], [], 0
     for t in comp.targets:
@@ -122,12 +123,16 @@ def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.n
         classes = info[t.name]["classes"]
         y = encode_target(train[t.name], classes).astype(np.float32)
         if classes is None:
+            log = comp.metric == "rmsle"
+            if log and (y < 0).any():
+                raise DataError(f"{comp.name}: target {t.name!r} has negative values, which RMSLE cannot score")
+            y = np.log1p(y) if log else y
             mean, std = float(y.mean()), float(y.std() or 1.0)
-            heads.append(Head(t.name, start, 1, None, mean, std, t.submit))
+            heads.append(Head(t.name, start, 1, None, mean, std, t.submit, t.weight, log))
             y = (y - mean) / std
             start += 1
         else:
-            heads.append(Head(t.name, start, len(classes), tuple(classes), submit=t.submit))
+            heads.append(Head(t.name, start, len(classes), tuple(classes), submit=t.submit, weight=t.weight))
             start += len(classes)
         cols.append(y)
     return heads, np.column_stack(cols).astype(np.float32)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import CompetitionData
-from ..errors import OptionError, RunError
+from ..errors import RunError
 from ..machine import Plan
 from ..metrics import get_metric
 from ..predictions import score_predictions
@@ -119,17 +119,13 @@ def _show_loss(bar: Any) -> Callable[[float], None]:
 
 
 def make_mixup(cfg: TrainConfig, heads: list[Head]) -> Any:
-    """timm's Mixup (mixup and/or cutmix, soft targets that carry the label smoothing) when asked for;
-    it mixes one classification target, so several targets or a regression are refused."""
+    """Mixup and/or cutmix when asked for (:class:`~kagglekit.vision.mixing.Mixer`): the loss of every
+    head, classes and values alike, is mixed with the weight of the mixed images."""
     if not (cfg.mixup or cfg.cutmix):
         return None
-    if len(heads) != 1 or heads[0].classes is None:
-        raise OptionError("mixup / cutmix: kk mixes the labels of one classification target; this competition "
-                          f"has {', '.join(h.name for h in heads)}: set mixup = 0 and cutmix = 0")
-    from timm.data import Mixup
+    from .mixing import Mixer
 
-    return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
-                 num_classes=heads[0].size)
+    return Mixer(mixup=cfg.mixup, cutmix=cfg.cutmix, seed=cfg.seed)
 
 
 @dataclass

@@ -47,7 +47,7 @@ class Learner:
     precision: str = "fp32"  # autocast dtype: fp32 (none), fp16 (with a gradient scaler) or bf16
     channels_last: bool = True  # NHWC memory format (see kagglekit.machine for when)
     layer_decay: float | None = None  # layer-wise learning-rate decay instead of one body rate
-    mixup: Any = None  # a timm Mixup (mixup / cutmix with soft targets), single classification target only
+    mixup: Any = None  # a vision.mixing.Mixer: mixup / cutmix, the loss mixed over every target
 
     def __post_init__(self) -> None:
         # the machine's choices (kagglekit.machine.plan) arrive as plain values: nothing is asked here
@@ -110,21 +110,18 @@ class Learner:
         else:
             opt.step()
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None = None,
-             smoothing: float | None = None) -> torch.Tensor:
-        """Sum of per-target losses: cross-entropy for classes, MSE for (standardised) values.
-        ``soft``: mixup's soft targets of the (single) classification head, instead of ``y``;
-        ``smoothing``: label smoothing, by default the learner's (0 for held-out scores: log loss)."""
+    def loss(self, out: torch.Tensor, y: torch.Tensor, smoothing: float | None = None) -> torch.Tensor:
+        """Weighted sum of per-target losses (each head's ``weight``, the spec's ``[[targets]]
+        weight``): cross-entropy for classes, MSE for (standardised) values. ``smoothing``: label
+        smoothing, by default the learner's (0 for held-out scores: log loss)."""
         smoothing = self.label_smoothing if smoothing is None else smoothing
         total = out.new_zeros(())
         for i, h in enumerate(self.heads):
             z = out[:, h.start:h.stop].float()
-            if soft is not None:
-                total = total - (soft * F.log_softmax(z, dim=1)).sum(1).mean()
-            elif h.classes is None:
-                total = total + F.mse_loss(z[:, 0], y[:, i])
+            if h.classes is None:
+                total = total + h.weight * F.mse_loss(z[:, 0], y[:, i])
             else:
-                total = total + F.cross_entropy(z, y[:, i].long(), label_smoothing=smoothing)
+                total = total + h.weight * F.cross_entropy(z, y[:, i].long(), label_smoothing=smoothing)
         return total
 
     def optimizer(self, lr: float, body_lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -155,15 +152,17 @@ class Learner:
         total, seen, n = 0.0, 0, len(loader)
         for i, (x, y) in enumerate(loader):
             x, y = self._to(x, y)
-            soft = None
-            if self.mixup is not None and len(x) % 2 == 0:  # timm's Mixup pairs the batch with its reverse
-                x, soft = self.mixup(x, y[:, 0].long())
+            lam = 1.0
+            if self.mixup is not None:  # pairs the batch with its reverse; the loss is mixed (vision.mixing)
+                x, lam = self.mixup(x)
             stepping = (i + 1) % self.accum == 0 or i + 1 == n
             ddp = getattr(self.net, "_orig_mod", self.net)  # a compiled DDP model syncs through its original
             sync = ddp.no_sync() if ddp is not self.model and not stepping else nullcontext()
             with sync:
                 with self._autocast():
-                    loss = self.loss(self.net(x), y, soft)
+                    out = self.net(x)
+                    loss = self.loss(out, y) if lam == 1.0 else \
+                        lam * self.loss(out, y) + (1.0 - lam) * self.loss(out, y.flip(0))
                 self._backward(loss / self.accum)
             if stepping:
                 self._step(opt)

@@ -32,6 +32,8 @@ class Head:
     mean: float = 0.0
     std: float = 1.0
     submit: bool = True
+    weight: float = 1.0  # the loss's weight (the spec's [[targets]] weight)
+    log: bool = False  # a regression fitted in log1p space (RMSLE): predictions go back through expm1
 
     @property
     def stop(self) -> int:
@@ -283,7 +285,8 @@ def split_outputs(out: np.ndarray, heads: list[Head]) -> dict[str, np.ndarray]:
     for h in heads:
         z = out[:, h.start:h.stop]
         if h.classes is None:
-            preds[h.name] = z[:, 0] * h.std + h.mean
+            value = z[:, 0] * h.std + h.mean
+            preds[h.name] = np.expm1(np.maximum(value, 0.0)) if h.log else value
         else:
             z = z - z.max(axis=1, keepdims=True)
             e = np.exp(z)
