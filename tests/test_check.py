@@ -49,6 +49,17 @@ def test_train_and_test_from_one_population_look_alike(ws_path, ws):
     assert all(f.auc < 0.7 for f in r.features)
 
 
+def test_the_train_vs_test_model_can_take_a_sample_and_still_sees_a_shift(ws_path, ws):
+    rng = np.random.default_rng(0)
+    train, test = _frame(rng, 3000), _frame(rng, 1000, start=3000)
+    test["x1"] += 1.5  # a shifted test set
+    _comp(ws_path, "shifted", train, test)
+    full, sampled = check("shifted", workspace=ws, write=False), check("shifted", workspace=ws, write=False,
+                                                                       max_rows=800)
+    assert (full.n_train, full.n_test) == (3000, 1000) and (sampled.n_train, sampled.n_test) == (600, 200)
+    assert full.auc > 0.75 and sampled.auc > 0.75 and sampled.features[0].name == "x1"
+
+
 def test_planted_day_of_month_drift_is_named_and_its_date_parts_dropped(ws_path, ws):
     # bike sharing's split: every month's days 1-19 train, 20-end test, hours in each day
     rng = np.random.default_rng(1)

@@ -13,6 +13,8 @@ set that resembles the test).
 
 from __future__ import annotations
 
+import pandas as pd
+
 from ..data import load_data
 from ..errors import SpecError
 from ..spec import Competition
@@ -29,10 +31,12 @@ __all__ = ["CheckReport", "FeatureCheck", "adversarial_auc", "check", "leak_find
 
 
 def check(competition: str | Competition, *, workspace: Workspace | None = None, write: bool = True,
-          arch: str | None = None, weights: str | None = None) -> CheckReport:
+          arch: str | None = None, weights: str | None = None, max_rows: int | None = None) -> CheckReport:
     """Adversarial validation and leak checks (see the module doc). Image competitions are
     compared on pretrained embeddings (``arch``/``weights``, else the spec's ``[train]`` and
-    ``KK_WEIGHTS_DIR``) when weights are at hand, and checked for byte-identical images."""
+    ``KK_WEIGHTS_DIR``) when weights are at hand, and checked for byte-identical images.
+    ``max_rows``: the train-vs-test model sees a random sample of at most this many rows, train and
+    test in their proportion (``kk new`` on a Playground table: seconds instead of a minute)."""
     from ..tabular.features import build_features
 
     ws, comp = resolve(competition, workspace)
@@ -42,7 +46,7 @@ def check(competition: str | Competition, *, workspace: Workspace | None = None,
     feats = build_features(data)
     if not feats.plan.used:
         raise SpecError(f"{comp.spec_file}: no usable feature columns, nothing to compare")
-    xtr, xte = encoded(feats)
+    xtr, xte = _sampled(*encoded(feats), max_rows, comp.cv.seed)
     cats = feats.plan.categorical
     auc, test_likeness, gain = adversarial_auc(xtr, xte, seed=comp.cv.seed, categorical=cats)
     checks = []
@@ -65,3 +69,13 @@ def check(competition: str | Competition, *, workspace: Workspace | None = None,
     if write:
         report.folder = write_report(ws, comp, data, report, test_likeness)
     return report
+
+
+def _sampled(xtr: pd.DataFrame, xte: pd.DataFrame, max_rows: int | None,
+             seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    n = len(xtr) + len(xte)
+    if not max_rows or n <= max_rows:
+        return xtr, xte
+    share = max_rows / n
+    return (xtr.sample(frac=share, random_state=seed).sort_index(),
+            xte.sample(frac=share, random_state=seed).sort_index())
