@@ -25,8 +25,8 @@ def baseline(
     pipeline: str = typer.Option(None, "--pipeline", help="take models and parameters from a recipe in pipelines/ "
                                                            "(e.g. one written by kk tune)"),
 ) -> None:
-    """Cross-validate random forest, LightGBM and CatBoost (when installed) on the shared folds; write the
-    best submission."""
+    """Cross-validate the default families (random forest, LightGBM, CatBoost when installed, linear) on
+    the shared folds and submit their greedy blend; --model nn adds fastai's tabular network."""
     from ..tabular.baseline import baseline as run_baseline
     from ..tabular.baseline import parse_overrides
     from ..tabular.models import default_models
