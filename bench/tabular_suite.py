@@ -242,12 +242,13 @@ def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
             blend = ensemble(t.name, [r.id for r in runs], method=method, workspace=ws, submit=False)
             if blend.run is not None:
                 out[f"{method} ensemble of all"] = build_submission(data, blend.run.test(), blend.run.targets)[t.target]
-        trees = [r.id for r in runs if r.config["models"][0] != "linear"]
-        if len(trees) < len(runs) and len(trees) > 1:  # the same blend without the linear family: its worth
-            blend = ensemble(t.name, trees, method="greedy", workspace=ws, submit=False)
-            if blend.run is not None:
-                out["greedy ensemble without linear"] = build_submission(data, blend.run.test(),
-                                                                         blend.run.targets)[t.target]
+        for family in ("linear", "nn"):  # the same blend without a newer family: that family's worth
+            others = [r.id for r in runs if r.config["models"][0] != family]
+            if len(others) < len(runs) and len(others) > 1:
+                blend = ensemble(t.name, others, method="greedy", workspace=ws, submit=False)
+                if blend.run is not None:
+                    out[f"greedy ensemble without {family}"] = build_submission(data, blend.run.test(),
+                                                                                blend.run.targets)[t.target]
     finally:
         del os.environ["KK_DATA_DIR"]
     return out
@@ -302,6 +303,29 @@ def report(results: list[dict], tabs: dict[str, Table], kk_label: str) -> None:
             print(line + f"   [{metric}]")
 
 
+def normalised(results: list[dict], systems: list[str], rf: str) -> dict[str, float]:
+    """The AutoML Benchmark's summary: per table, each system's mean score rescaled so that ``rf``
+    (kk's random forest alone) is 0 and the best of ``systems`` on that table is 1; then the mean
+    over the tables where every system and ``rf`` have results on the same folds."""
+    df = pd.DataFrame(results)
+    per: dict[str, list[float]] = {s: [] for s in systems}
+    for _, g in df.groupby("table", sort=False):
+        sign = 1 if greater_is_better(g["metric"].iloc[0]) else -1
+        wide = g.pivot_table(index=["repeat", "fold"], columns="system", values="score")
+        if not set([*systems, rf]) <= set(wide.columns):
+            continue
+        wide = wide[[*systems, rf]].dropna()
+        if wide.empty:
+            continue
+        mean = sign * wide.mean()
+        best, zero = max(mean[s] for s in systems), mean[rf]
+        if best - zero <= 1e-12:
+            continue  # the forest alone is best: the table does not separate the systems
+        for s_ in systems:
+            per[s_].append((mean[s_] - zero) / (best - zero))
+    return {s_: float(np.mean(v)) for s_, v in per.items() if v} | {"tables": min(len(v) for v in per.values())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tables", default="all")
@@ -316,6 +340,8 @@ def main() -> None:
     ap.add_argument("--results", default=str(HERE / "results" / "tabular_suite.jsonl"))
     ap.add_argument("--work", default="/tmp/kk_tabular_suite")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--normalise", default=None, help="systems to summarise by the mean normalised score, "
+                                                      "comma-separated (0 = the --label run's forest alone)")
     args = ap.parse_args()
     tabs = tables()
     chosen = list(tabs) if args.tables == "all" else args.tables.split(",")
@@ -355,6 +381,12 @@ def main() -> None:
                         print(f"{name} r{rep} f{f} {sys_name}: {row['score']:.4f} in {seconds:.1f}s", flush=True)
                     shutil.rmtree(folder, ignore_errors=True)
     report([r for r in results if r["table"] in chosen], tabs, args.label)
+    if args.normalise:
+        systems = args.normalise.split(",")
+        summary = normalised([r for r in results if r["table"] in chosen], systems, f"{args.label} single rf")
+        print(f"\nmean normalised score over {summary.pop('tables')} tables (0 = {args.label}'s random forest "
+              f"alone, 1 = the best of these systems on the table): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
 
 
 if __name__ == "__main__":

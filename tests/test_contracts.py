@@ -91,7 +91,7 @@ def test_an_uninstalled_family_is_left_out_of_the_defaults_and_names_its_extra(m
 
     assert "catboost" in default_models()  # the dev extra installs it
     monkeypatch.setitem(sys.modules, "catboost", None)  # as if not installed: importing it fails
-    assert default_models() == ("rf", "lgbm", "linear")
+    assert default_models() == ("rf", "lgbm", "linear", "nn")
     X, y, _ = _table("binary")
     with pytest.raises(SpecError, match=r"pip install 'kagglekit\[catboost\]'"):
         create_model("catboost", task="classification", n_classes=2).fit(X, y)

@@ -64,14 +64,26 @@ def test_batch_and_epochs_follow_the_tables_size(n_rows, batch, epochs):
     assert (p["batch_size"], p["epochs"]) == (batch, epochs)
 
 
-def test_without_torch_the_family_says_how_to_install_it(monkeypatch):
+def test_without_torch_the_family_says_how_to_install_it_and_the_defaults_leave_it_out(monkeypatch, ws):
     import sys
+
+    from kagglekit.tabular.baseline import baseline
+
+    from .conftest import make_tabular
 
     monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed: importing it fails
     assert missing_extra("nn") == "pip install torch"
     X, y = _frame()
     with pytest.raises(OptionError, match="pip install torch"):
         create_model("nn", task="classification", n_classes=2).fit(X, y)
+    monkeypatch.undo()  # scipy looks torch up in sys.modules too: hide it from kk's own check alone
+    from kagglekit.tabular import nn
+
+    monkeypatch.setattr(nn, "torch_available", lambda: False)
+    make_tabular(ws.root, n=200, n_test=40)
+    result = baseline("synth", workspace=ws, submit=False, params={"rf": {"n_estimators": 20}})
+    assert "nn" not in [r.model for r in result.results]
+    assert "nn left out: not installed here (pip install torch)" in result.notes
 
 
 def test_titanic_nn_and_linear_run_and_the_ensemble_blends_them_with_the_trees(ws, monkeypatch, shared_data):

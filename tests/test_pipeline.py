@@ -20,7 +20,7 @@ def recipes(ws):
 
 def test_shipped_recipes_parse(recipes):
     tab = load_recipe(recipes, "tabular")
-    assert [s.pipeline for s in tab.stages] == ["baseline", "baseline", "baseline", "baseline", "ensemble"]
+    assert [s.name for s in tab.stages] == ["rf", "lgbm", "catboost", "linear", "nn", "ensemble"]
     vis = load_recipe(recipes, "vision")
     assert [s.name for s in vis.stages] == ["small", "large", "ensemble"]
     assert vis.stages[1].params["sizes"] == [128, 224]
@@ -42,21 +42,21 @@ def test_kk_run_tabular_end_to_end_and_skips_finished_stages(recipes):
     ws = recipes
     make_tabular(ws.root)
     plan = run_pipeline("synth", "tabular", workspace=ws, dry_run=True)
-    assert [o.status for o in plan.outcomes] == ["planned"] * 5 and RunStore(ws, "synth").runs() == []
+    assert [o.status for o in plan.outcomes] == ["planned"] * 6 and RunStore(ws, "synth").runs() == []
     first = run_pipeline("synth", "tabular", workspace=ws)
-    assert [o.status for o in first.outcomes] == ["ran"] * 5
+    assert [o.status for o in first.outcomes] == ["ran"] * 6
     data = load_data(ws.competition("synth"), ws)
     assert validate_submission(data, read_submission(first.submission)) == []
-    members = [o.runs[0].cv for o in first.outcomes[:4]]  # rf, lgbm, catboost, linear
+    members = [o.runs[0].cv for o in first.outcomes[:5]]  # rf, lgbm, catboost, linear, nn
     assert first.cv >= max(members)
     again = run_pipeline("synth", "tabular", workspace=ws)
-    assert [o.status for o in again.outcomes] == ["skipped"] * 5
-    assert again.submission == first.submission and len(RunStore(ws, "synth").runs()) == 5
+    assert [o.status for o in again.outcomes] == ["skipped"] * 6
+    assert again.submission == first.submission and len(RunStore(ws, "synth").runs()) == 6
     # changed data: the stages run again
     p = ws.root / "data" / "synth" / "train.csv"
     pd.read_csv(p).iloc[:-5].to_csv(p, index=False)
     third = run_pipeline("synth", "tabular", workspace=ws)
-    assert [o.status for o in third.outcomes] == ["ran"] * 5
+    assert [o.status for o in third.outcomes] == ["ran"] * 6
 
 
 def test_kk_run_leaves_out_an_uninstalled_family_and_says_how_to_install_it(recipes, monkeypatch):
@@ -65,9 +65,9 @@ def test_kk_run_leaves_out_an_uninstalled_family_and_says_how_to_install_it(reci
     monkeypatch.setitem(sys.modules, "catboost", None)  # as if the extra were not installed
     make_tabular(recipes.root)
     result = run_pipeline("synth", "tabular", workspace=recipes)
-    assert [o.status for o in result.outcomes] == ["ran", "ran", "absent", "ran", "ran"]
+    assert [o.status for o in result.outcomes] == ["ran", "ran", "absent", "ran", "ran", "ran"]
     assert "pip install 'kagglekit[catboost]'" in result.outcomes[2].note
-    assert result.submission is not None and result.outcomes[4].runs
+    assert result.submission is not None and result.outcomes[5].runs
 
 
 def test_spec_overrides_stage_parameters(recipes):

@@ -29,10 +29,9 @@ def baseline(
     the shared folds and submit their greedy blend; --model nn adds fastai's tabular network."""
     from ..tabular.baseline import baseline as run_baseline
     from ..tabular.baseline import parse_overrides
-    from ..tabular.models import default_models
 
     ws = workspace()
-    models = default_models() if model == "all" else tuple(m.strip() for m in model.split(","))
+    models = None if model == "all" else tuple(m.strip() for m in model.split(","))
     params = parse_overrides(param)
     if pipeline:
         from ..pipeline import baseline_from_recipe

@@ -28,7 +28,7 @@ from ._base import is_large
 from .crossval import CVPredictions, fit_predict_cv
 from .features import TabularFeatures, build_features
 from .hooks import hook_digest
-from .models import create_model, default_models
+from .models import create_model, default_models, missing_extra
 from .preprocess import ColumnPlan
 
 
@@ -140,12 +140,12 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     real tables, ``bench/results/tabular_suite.jsonl``): 3 bags gained beyond noise on bike sharing
     alone (RMSLE 0.2969 vs 0.2976) and 3 repeats nowhere, each for 1.3-2.9x the time."""
     t0 = time.perf_counter()
-    models = models or default_models()
     ws, comp = resolve(competition, workspace)
-    comp, params = _check_request(comp, models, k, params, bags, repeats)
+    comp, params = _check_request(comp, k, params, bags, repeats)
     repeats = comp.cv.repeats
     data = load_data(comp, ws)
     check_submission_format(data, submit)
+    models, skipped = _models(models, params, len(data.train))
     resolved = _resolved(comp, models, params, len(data.train))
     folds = get_folds(data, ws)
     feats = build_features(data)
@@ -177,7 +177,8 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
         first = _first_submission(results, data, ws, submit and len(models) > 1, bar) or first
     if bar is not None:
         bar.close()
-    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id, first_submission=first)
+    result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id, first_submission=first,
+                            notes=skipped)
     _warn_perfect(result, comp)
     if submit:
         _submit(result, data, ws, new)
@@ -219,7 +220,7 @@ def _run_config(comp: Competition, feats: TabularFeatures, model: str, resolved:
             **({"bags": bags} if bags != 1 else {}), **({"repeats": comp.cv.repeats} if comp.cv.repeats != 1 else {})}
 
 
-def _check_request(comp: Competition, models: tuple[str, ...], k: int | None, params: dict[str, dict[str, Any]] | None,
+def _check_request(comp: Competition, k: int | None, params: dict[str, dict[str, Any]] | None,
                    bags: int = 1, repeats: int | None = None) -> tuple[Competition, dict[str, dict[str, Any]]]:
     """The competition with ``k`` folds and ``repeats`` when given, and the checked parameter overrides."""
     if comp.kind != "tabular":
@@ -234,11 +235,22 @@ def _check_request(comp: Competition, models: tuple[str, ...], k: int | None, pa
         raise OptionError(f"--k: expected a number of CV folds of at least 2, found {k} (e.g. --k 5)")
     if k is not None and k != comp.cv.k:
         comp = replace(comp, cv=replace(comp.cv, k=k))
-    params = params or {}
+    return comp, params or {}
+
+
+def _models(models: tuple[str, ...] | None, params: dict[str, dict[str, Any]],
+            n_rows: int) -> tuple[tuple[str, ...], list[str]]:
+    """The families to run (given, else ``default_models`` for this table's size), checked against
+    the parameter overrides, and a note for each default family this machine cannot run."""
+    skipped = []
+    if not models:
+        models = default_models(n_rows)
+        skipped = [f"{m} left out: not installed here ({missing_extra(m)})" for m in ("catboost", "nn")
+                   if missing_extra(m) and not (m == "nn" and is_large(n_rows))]
     for name in params:
         if name not in models:
             raise OptionError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")
-    return comp, params
+    return models, skipped
 
 
 def _reused(model: str, run: Run, params: dict[str, Any]) -> ModelResult:

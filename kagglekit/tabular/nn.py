@@ -35,12 +35,11 @@ def emb_size(n_levels: int) -> int:
 
 
 def torch_available() -> bool:
-    """Whether torch imports here (the nn family needs it; the others do not)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether torch is installed here (the nn family needs it; the others do not). Not imported:
+    ``kk baseline`` asks this before it trains anything."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _network(cards: list[int], n_cont: int, n_out: int, layers: list[int], dropout: float, emb_dropout: float):
