@@ -108,8 +108,10 @@ def test_list_shows_a_broken_spec_whole_with_its_brackets(ws_path):
 
 
 def test_shell_completion_script_is_offered():
-    r = kk("--show-completion", "bash", env={"SHELL": "/bin/bash"})
-    assert r.returncode == 0 and "_kk_completion" in r.stdout and "complete " in r.stdout
+    # typer finds the shell among kk's parent processes (shellingham), as when a user types it in bash
+    r = subprocess.run(["bash", "-c", f"{sys.executable} -m kagglekit --show-completion; exit $?"], capture_output=True,
+                       text=True, env={**os.environ, "SHELL": "/bin/bash"}, timeout=60)
+    assert r.returncode == 0 and "_kk_completion" in r.stdout and "complete " in r.stdout, r.stderr
 
 
 def test_warnings_are_one_clean_line(tmp_path):

@@ -147,8 +147,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     check_submission_format(data, submit)
     models, skipped = _models(models, params, len(data.train))
     resolved = _resolved(comp, models, params, len(data.train))
-    folds = get_folds(data, ws)
-    feats = build_features(data)
+    folds, feats = get_folds(data, ws), build_features(data)
     store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)
     per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
     bar = _progress(progress, len(models) * folds.k * repeats * len(comp.submitted_targets))
