@@ -173,7 +173,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
         results.append(ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,
                                    seconds, resolved[model]))
-        first = _first_submission(results, data, ws, submit and len(models) > 1, bar) or first
+        first = _family_done(results, data, ws, submit and len(models) > 1, bar) or first
     if bar is not None:
         bar.close()
     result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id, first_submission=first,
@@ -193,7 +193,7 @@ def _resolved(comp: Competition, models: tuple[str, ...], params: dict[str, dict
     return {m: create_model(m, task=task, params=params.get(m), n_rows=n_rows).resolved_params() for m in models}
 
 
-def _first_submission(results: list[ModelResult], data: CompetitionData, ws: Workspace, submit: bool,
+def _family_done(results: list[ModelResult], data: CompetitionData, ws: Workspace, submit: bool,
                       bar: Any) -> Path | None:
     """A family has finished: a progress line says how it did and, on a large table, the first
     family's submission is written at once, so a user holds one within minutes while the others train."""

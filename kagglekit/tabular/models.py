@@ -41,9 +41,9 @@ def default_models(n_rows: int | None = None) -> tuple[str, ...]:
     Evidence (``bench/tabular_suite.py``, ``bench/results/tabular_suite.jsonl``, 2 cores):
 
     - linear (``--label "kk +linear"``, the outer 5 folds of 6 real tables, 3 of 20 more): the
-      submitted blend gained on 7 of 26 tables beyond noise (attrition AUC +0.049, breast cancer
-      +0.0070 accuracy, Carseats RMSE -0.24, ...) and lost on none; 2 s on Spaceship Titanic, 28 s
-      on bike sharing.
+      submitted blend gained beyond noise on 4 of 26 tables (attrition AUC +0.049, Carseats RMSE
+      -0.24, credit_data, Default), within noise on the rest (breast cancer +0.0070 +/- 0.0058
+      accuracy, diabetes, wine) and lost on none; 2 s on Spaceship Titanic, 28 s on bike sharing.
     - nn (``--label "kk +nn"``, the first 2 outer folds of all 26 tables, the blend against the same
       runs blended without it): gains on 4 (car_prices RMSE 2168 against 2280, Salaries, Boston,
       credit_data), 22 within noise, no loss; the mean normalised score (0 = the forest alone, 1 =
