@@ -217,10 +217,14 @@ def run_kk(t: Table, folder: Path, kk_args: list[str]) -> tuple[pd.Series, float
     return pd.read_csv(sub)[t.target], seconds
 
 
-def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
+def kk_members(t: Table, folder: Path, total: float) -> dict[str, tuple[pd.Series, float]]:
     """The predictions of each model family kk baseline trained, of the CV-best one alone (what it
-    submits without the noise rule's blend), and of greedy and mean ensembles of all of them."""
+    submits without the noise rule's blend), of greedy and mean ensembles of all of them, and of the
+    greedy ensemble without each family (what that family is worth). Each comes with its wall time:
+    a family alone is its own fit time plus what kk spent outside the families (``kk new``, start-up,
+    the blend); a blend without a family is the whole run less that family's fit time."""
     sys.path.insert(0, str(REPO))
+    from kagglekit.blend import ensemble
     from kagglekit.data import load_data
     from kagglekit.runs import RunStore
     from kagglekit.submissions import build_submission
@@ -232,23 +236,26 @@ def kk_members(t: Table, folder: Path) -> dict[str, pd.Series]:
         comp = ws.competition(t.name)
         data = load_data(comp, ws)
         runs = [r for r in RunStore(ws, t.name).runs() if r.config.get("kind") == "tabular"]
-        out = {f"single {r.config['models'][0]}": build_submission(data, r.test(), r.targets)[t.target] for r in runs}
+        fit = {r.config["models"][0]: float(r.meta["timings"]["fit_s"]) for r in runs}
+        outside = total - sum(fit.values())
+
+        def sub(run) -> pd.Series:
+            return build_submission(data, run.test(), run.targets)[t.target]
+
+        out = {f"single {r.config['models'][0]}": (sub(r), outside + fit[r.config["models"][0]]) for r in runs}
         best = RunStore(ws, t.name).best(comp.metric, runs)
         if best is not None:
-            out["CV-best single"] = build_submission(data, best.test(), best.targets)[t.target]
-        from kagglekit.blend import ensemble
-
+            out["CV-best single"] = (sub(best), total)
         for method in ("greedy", "mean"):  # what kk run's last stage makes, and the plain mean of all
             blend = ensemble(t.name, [r.id for r in runs], method=method, workspace=ws, submit=False)
             if blend.run is not None:
-                out[f"{method} ensemble of all"] = build_submission(data, blend.run.test(), blend.run.targets)[t.target]
-        for family in ("linear", "nn"):  # the same blend without a newer family: that family's worth
+                out[f"{method} ensemble of all"] = (sub(blend.run), total)
+        for family in fit:  # the same blend without one family: that family's worth, and its time
             others = [r.id for r in runs if r.config["models"][0] != family]
-            if len(others) < len(runs) and len(others) > 1:
+            if len(others) > 1:
                 blend = ensemble(t.name, others, method="greedy", workspace=ws, submit=False)
                 if blend.run is not None:
-                    out[f"greedy ensemble without {family}"] = build_submission(data, blend.run.test(),
-                                                                                blend.run.targets)[t.target]
+                    out[f"greedy ensemble without {family}"] = (sub(blend.run), total - fit[family])
     finally:
         del os.environ["KK_DATA_DIR"]
     return out
@@ -361,24 +368,24 @@ def main() -> None:
                     folder = Path(args.work) / name / f"{system.replace(' ', '_')}_r{rep}f{f}"
                     shutil.rmtree(folder, ignore_errors=True)
                     _, test = write_competition(t, folder, valid)
-                    preds = {}
+                    preds: dict[str, tuple[pd.Series, float]] = {}
                     try:
                         if system == args.label:
                             pred, seconds = run_kk(t, folder, shlex.split(args.kk_args))
-                            preds = {f"{system} {k}": p for k, p in kk_members(t, folder).items()}
+                            preds = {f"{system} {k}": v for k, v in kk_members(t, folder, seconds).items()}
                         else:
                             pred, seconds = run_autogluon(t, folder, args.ag_python, system.split()[1], args.ag_time)
                     except RuntimeError as e:  # a failure on a real table is a finding: shown, the suite goes on
                         print(f"FAILED {name} r{rep} f{f} {system}: {e}", flush=True)
                         break
-                    for sys_name, p in {system: pred, **preds}.items():
+                    for sys_name, (p, secs) in {system: (pred, seconds), **preds}.items():
                         row = {"table": name, "system": sys_name, "repeat": rep, "fold": f, "metric": t.metric,
                                "score": score(t.metric, test[t.target].reset_index(drop=True), p),
-                               "seconds": round(seconds, 2), "rows": len(t.frame)}
+                               "seconds": round(secs, 2), "rows": len(t.frame)}
                         with results_path.open("a") as fh:
                             fh.write(json.dumps(row) + "\n")
                         results.append(row)
-                        print(f"{name} r{rep} f{f} {sys_name}: {row['score']:.4f} in {seconds:.1f}s", flush=True)
+                        print(f"{name} r{rep} f{f} {sys_name}: {row['score']:.4f} in {secs:.1f}s", flush=True)
                     shutil.rmtree(folder, ignore_errors=True)
     report([r for r in results if r["table"] in chosen], tabs, args.label)
     if args.normalise:
