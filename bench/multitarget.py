@@ -3,6 +3,7 @@
     python bench/multitarget.py [--sets fashion-products,faces-age] [--arch tf_efficientnet_lite0]
         [--data ../shared/data] [--out bench/results/multitarget.jsonl] [--skip-kk]
         [--sizes 128] [--epochs 3]   # kk train's flags, to fit a CPU; its defaults when left out
+        [--aux]                      # the auxiliary targets kk new lists, switched on
 
 For each set: a fresh workspace whose spec is what ``kk new`` writes (every submitted column a
 target, its task and metric guessed), then ``kagglekit.train`` with kk's defaults and the arch's
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -82,11 +84,14 @@ def run_set(name: str, args, weights: Path, device: str) -> None:
     (root / "competitions").mkdir()
     os.environ["KK_DATA_DIR"] = str(args.data)
     ws = Workspace.at(root)
-    new_competition(name, ws)  # the spec as kk new writes it, unedited
+    new_competition(name, ws)  # the spec as kk new writes it, unedited (but for --aux)
+    if args.aux:  # uncomment the auxiliary targets kk new lists (submit = false)
+        spec = root / "competitions" / name / "competition.toml"
+        spec.write_text(re.sub(r"(?m)^# (\[\[targets\]\]|name = |task = |submit = )", r"\1", spec.read_text()))
     comp = ws.competition(name)
     data = load_data(comp, ws)
     folds = get_folds(data, ws)
-    print(f"{name}: targets {[(t.name, t.task) for t in comp.targets]}, metric {comp.metric}, "
+    print(f"{name}: targets {[(t.name, t.task, t.submit) for t in comp.targets]}, metric {comp.metric}, "
           f"folds {comp.cv.kind}", flush=True)
     f_scores = {t.name: None for t in comp.submitted_targets}
     if not args.skip_floor:
@@ -99,7 +104,8 @@ def run_set(name: str, args, weights: Path, device: str) -> None:
         result = kk.train(comp, kk.TrainConfig(arch=args.arch, **flags), workspace=ws)
         wall = time.perf_counter() - t0
         problems = validate_submission(data, read_submission(result.submission)) if result.submission else ["none"]
-        emit({"set": name, "method": "kk train (kk new's spec)", "metric": comp.metric,
+        method = "kk train (kk new's spec" + (", auxiliary targets on)" if args.aux else ")")
+        emit({"set": name, "method": method, "metric": comp.metric,
                      "scores": {k: float(v) for k, v in result.per_target.items() if k in f_scores},
                      "cv": float(result.cv), "seconds": round(wall, 1), "device": device,
                      "epochs": result.run.config.get("epochs"), "batch_size": result.run.config.get("batch_size"),
@@ -118,6 +124,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
                     help="kk train's --sizes (default: kk's, the images' own size up to 224)")
     ap.add_argument("--epochs", type=int, default=None, help="kk train's --epochs (default: kk's, by the images)")
+    ap.add_argument("--aux", action="store_true", help="switch on the auxiliary targets kk new lists")
     ap.add_argument("--skip-floor", action="store_true", help="kk train only (the floor is in --out already)")
     args = ap.parse_args()
     weights = Path(os.environ.get("KK_WEIGHTS_DIR", "~/.cache/kk-weights")).expanduser() / f"{args.arch}.safetensors"
