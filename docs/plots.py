@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import sys
 from collections import defaultdict
@@ -44,7 +45,8 @@ def suite_gaps(rows: list[dict]) -> list[tuple[str, float, float, float, float]]
 
 
 def tabular_plot(results: Path, out: Path) -> Path:
-    rows = [json.loads(line) for line in (results / "tabular_suite.jsonl").read_text().splitlines() if line.strip()]
+    text = gzip.decompress((results / "tabular_suite.jsonl.gz").read_bytes()).decode()
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     gaps = suite_gaps(rows)
     fig = Figure(figsize=(8, 0.5 * len(gaps) + 1.6))
     ax, bx = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})

@@ -3,7 +3,7 @@
 Public API (imported lazily, so ``import kagglekit`` stays light and never imports torch)::
 
     import kagglekit as kk
-    result = kk.baseline("titanic")          # RF, LightGBM, CatBoost, linear, net on the shared folds, blended
+    result = kk.baseline("titanic")          # RF, LightGBM, linear, net on the shared folds, blended
     result = kk.train("mnist-tiny", kk.TrainConfig(arch="resnet18", sizes=(64,)))
     blend = kk.ensemble("titanic")           # greedy blend of the runs' OOF predictions
     path = kk.submission("titanic")          # validated CSV of the best run

@@ -11,8 +11,8 @@ from ._app import COMPETITION, NEW, SUBMIT, app, console, fmt, workspace
 def baseline(
     competition: str = COMPETITION,
     model: str = typer.Option("all", "--model", help="rf, lgbm, catboost, linear, nn, or all: the default "
-                                                     "families installed (rf, lgbm, catboost, linear, and nn below "
-                                                     "100,000 rows); a "
+                                                     "families (rf, lgbm, linear, and nn below 100,000 rows "
+                                                     "where torch is installed); a "
                                                      "comma-separated list also works"),
     k: int = typer.Option(None, "--k", "-k", help="number of CV folds [default: the spec's k]"),
     seed: int = typer.Option(42, "--seed", help="model seed"),

@@ -137,7 +137,7 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     ``repeats`` (default: the spec's ``[cv] repeats``) is repeated k-fold (:func:`fit_predict_cv`).
 
     Both default to 1, chosen on the tabular suite's held-out folds (``bench/tabular_suite.py``, 6
-    real tables, ``bench/results/tabular_suite.jsonl``): 3 bags gained beyond noise on bike sharing
+    real tables, ``bench/results/tabular_suite.jsonl.gz``): 3 bags gained beyond noise on bike sharing
     alone (RMSLE 0.2969 vs 0.2976) and 3 repeats nowhere, each for 1.3-2.9x the time."""
     t0 = time.perf_counter()
     ws, comp = resolve(competition, workspace)
