@@ -26,8 +26,8 @@ def baseline(
     pipeline: str = typer.Option(None, "--pipeline", help="take models and parameters from a recipe in pipelines/ "
                                                            "(e.g. one written by kk tune)"),
 ) -> None:
-    """Cross-validate the default families (random forest, LightGBM, CatBoost when installed, linear) on
-    the shared folds and submit their greedy blend; --model nn adds fastai's tabular network."""
+    """Cross-validate the default families (random forest, LightGBM, linear, and fastai's tabular network
+    below 100,000 rows) on the shared folds and submit their greedy blend; --model ...,catboost adds CatBoost."""
     from ..tabular.baseline import baseline as run_baseline
     from ..tabular.baseline import parse_overrides
 
