@@ -102,3 +102,33 @@ def test_titanic_nn_and_linear_run_and_the_ensemble_blends_them_with_the_trees(w
     blend = ensemble("titanic", [r.run.id for r in result.results], workspace=ws)
     assert {rid for rid, _, _ in blend.members} == {r.run.id for r in result.results}
     assert blend.submission is not None and blend.submission.is_file()
+
+
+@pytest.mark.parametrize("total,pct_start", [(40, 0.25), (7, 0.3), (1, 0.25)])
+def test_the_hand_written_one_cycle_adamw_takes_torch_optimizers_steps(total, pct_start):
+    """``_onecycle`` stands in for torch.optim.AdamW + OneCycleLR (whose import costs over a second):
+    the same weights after every step, the momentum cycle and the last step included."""
+    import torch
+
+    from kagglekit.tabular._onecycle import OneCycleAdamW
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                                   torch.nn.Linear(8, 1))
+
+    ours, theirs = net(), net()
+    opt = OneCycleAdamW(ours.parameters(), max_lr=0.05, total=total, weight_decay=0.01, pct_start=pct_start)
+    ref = torch.optim.AdamW(theirs.parameters(), lr=0.05, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(ref, max_lr=0.05, total_steps=total, pct_start=pct_start)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(total):
+        x, y = torch.randn(16, 5, generator=gen), torch.randn(16, 1, generator=gen)
+        for model, step in ((ours, opt), (theirs, ref)):
+            step.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            step.step()
+        sched.step()
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(ours.parameters(), net().parameters(), strict=True))

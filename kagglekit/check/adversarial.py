@@ -27,6 +27,8 @@ def adversarial_auc(train_x: pd.DataFrame, test_x: pd.DataFrame, *, k: int = 5, 
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
+    from ..tabular._base import auto_n_jobs  # one thread on small tables, as the families use
+
     x = pd.concat([train_x, test_x], ignore_index=True)
     is_test = np.r_[np.zeros(len(train_x)), np.ones(len(test_x))]
     oof = np.zeros(len(x))
@@ -35,7 +37,7 @@ def adversarial_auc(train_x: pd.DataFrame, test_x: pd.DataFrame, *, k: int = 5, 
     for tr, va in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, is_test):
         model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31, subsample=0.8,
                                    subsample_freq=1, colsample_bytree=0.8, random_state=seed, verbose=-1,
-                                   n_jobs=2)
+                                   n_jobs=auto_n_jobs(x, None))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(x.iloc[tr], is_test[tr], categorical_feature=cats or "auto")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._base import TabularModel, full_proba, register_model
+from ._base import TabularModel, default_n_jobs, full_proba, register_model
 
 _SEP = "\x1f"  # one-hot feature names: <column><_SEP><level>, so each maps back to its column
 
@@ -93,7 +93,8 @@ class LinearDesign:
 class LinearModel(TabularModel):
     """Regularised linear models (scikit-learn) on :class:`LinearDesign`: ``ElasticNetCV`` for
     regression, ``LogisticRegressionCV`` for classification, the penalty chosen by ``inner_folds``-fold
-    cross-validation of the training fold. Parameters: ``l1_ratio`` (regression; a list is searched),
+    cross-validation of the training fold (for regression, its ``l1_ratio`` x fold paths on all cores:
+    joblib threads, which do not spin). Parameters: ``l1_ratio`` (regression; a list is searched),
     ``alphas`` / ``Cs`` (how many strengths are tried), ``min_frequency``, ``skew``,
     ``onehot_numeric_max`` (the design), ``max_iter``."""
 
@@ -113,7 +114,7 @@ class LinearModel(TabularModel):
         if self.task == "regression":
             est: Any = ElasticNetCV(l1_ratio=p["l1_ratio"], alphas=int(p["alphas"]), max_iter=int(p["max_iter"]),
                                     cv=KFold(k, shuffle=True, random_state=self.seed), random_state=self.seed,
-                                    selection="random", n_jobs=1)
+                                    selection="random", n_jobs=self.n_jobs or default_n_jobs())
         else:
             counts = np.bincount(np.asarray(y, dtype=int))
             smallest = int(counts[counts > 0].min())  # the inner folds cannot outnumber the rarest class

@@ -5,8 +5,9 @@ Each categorical column gets an entity embedding (fastai's size rule, ``emb_size
 date parts) are clipped to the training fold's range and standardised. Embeddings and continuous
 inputs go through two hidden layers (linear, ReLU, batch norm, dropout) to one output per class, or
 one standardised value for regression (fitted in the metric's space, log1p for RMSLE, like the
-trees). Training is AdamW under a one-cycle schedule; after each epoch the validation fold's loss
-is measured and the best epoch's weights are kept. Seeded and bounded to ``n_jobs`` threads.
+trees). Training is AdamW under a one-cycle schedule (``_onecycle``: torch's update, without the
+compiler that creating a torch optimizer imports); after each epoch the validation fold's loss is
+measured and the best epoch's weights are kept. Seeded and bounded to ``n_jobs`` threads.
 
 Feature importance is permutation importance on up to 5,000 validation rows: how much the
 validation loss grows when a column is shuffled.
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ..errors import OptionError
 from ._base import TabularModel, auto_n_jobs, is_large, register_model
+from ._onecycle import OneCycleAdamW
 
 
 def emb_size(n_levels: int) -> int:
@@ -145,9 +147,8 @@ class TabularNNModel(TabularModel):
         n, bs, epochs = len(train[0]), int(p["batch_size"]), int(p["epochs"])
         bs = min(bs, n)
         steps = max(1, n // bs)  # the last partial batch is dropped: batch norm needs more than one row
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(p["lr"]), total_steps=epochs * steps,
-                                                    pct_start=0.25)
+        opt = OneCycleAdamW(self.net_.parameters(), max_lr=float(p["lr"]), total=epochs * steps,
+                            weight_decay=float(p["weight_decay"]), pct_start=0.25)
         gen = torch.Generator().manual_seed(self.seed)
         history: list[tuple[int, float]] = []
         best, best_state, start = np.inf, None, time.perf_counter()
@@ -157,10 +158,9 @@ class TabularNNModel(TabularModel):
             for i in range(steps):
                 idx = order[i * bs:(i + 1) * bs]
                 loss = self._loss(self.net_(train[0][idx], train[1][idx]), train[2][idx])
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad()
                 loss.backward()
                 opt.step()
-                sched.step()
             if valid is not None:
                 v = self._valid_loss(valid)
                 history.append((epoch, v))
