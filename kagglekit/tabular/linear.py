@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._base import TabularModel, default_n_jobs, full_proba, register_model
+from ._base import TabularModel, full_proba, register_model
 
 _SEP = "\x1f"  # one-hot feature names: <column><_SEP><level>, so each maps back to its column
 
@@ -93,8 +93,9 @@ class LinearDesign:
 class LinearModel(TabularModel):
     """Regularised linear models (scikit-learn) on :class:`LinearDesign`: ``ElasticNetCV`` for
     regression, ``LogisticRegressionCV`` for classification, the penalty chosen by ``inner_folds``-fold
-    cross-validation of the training fold (for regression, its ``l1_ratio`` x fold paths on all cores:
-    joblib threads, which do not spin). Parameters: ``l1_ratio`` (regression; a list is searched),
+    cross-validation of the training fold, on one thread (the inner CV's paths on two threads took bike
+    sharing from 18.9 to 10.6 s a fold but diamonds from 36.6 to 51.8 s and CPS1988 from 6.2 to 9.0 s:
+    ``bench/tabular_suite.py``, "kk fast" against "kk lean"). Parameters: ``l1_ratio`` (regression; a list is searched),
     ``alphas`` / ``Cs`` (how many strengths are tried), ``min_frequency``, ``skew``,
     ``onehot_numeric_max`` (the design), ``max_iter``."""
 
@@ -114,7 +115,7 @@ class LinearModel(TabularModel):
         if self.task == "regression":
             est: Any = ElasticNetCV(l1_ratio=p["l1_ratio"], alphas=int(p["alphas"]), max_iter=int(p["max_iter"]),
                                     cv=KFold(k, shuffle=True, random_state=self.seed), random_state=self.seed,
-                                    selection="random", n_jobs=self.n_jobs or default_n_jobs())
+                                    selection="random", n_jobs=1)
         else:
             counts = np.bincount(np.asarray(y, dtype=int))
             smallest = int(counts[counts > 0].min())  # the inner folds cannot outnumber the rarest class
