@@ -35,9 +35,38 @@ def test_probe_c_by_inner_cv_regularises_noisy_features():
     model.classifier = torch.nn.Linear(d, 3)
     learner = Learner(model, [Head("y", 0, 3, ("a", "b", "c"))], torch.device("cpu"))
     feats, ys, ids = torch.from_numpy(x), torch.from_numpy(y[:, None].astype(np.float32)), torch.arange(n)
-    c, losses = learner.choose_c(feats, ys, ids)
-    assert c < 1.0 and losses[c] < losses[1.0]
+    (c,), losses = learner.choose_c(feats, ys, ids)
+    assert c < 1.0 and losses[c][0] < losses[1.0][0]
     assert learner.fit_head(feats, ys, l2=1 / (2 * n * 1.0)) < learner.fit_head(feats, ys, l2=1 / (2 * n * c))
+
+
+def test_probe_c_per_head_when_the_targets_want_different_regularisation():
+    """Two heads on one linear layer: a clean target (signal in 40 dimensions, wants a large C) and
+    a noisy one (one weak dimension, wants a small C). Each gets its own C, each head's rows are
+    penalised by its own, and the pair beats one shared C on the held-out loss of both heads."""
+    rng = np.random.default_rng(1)
+    n, d = 300, 120
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    clean = (x[:, :40].sum(1) > 0).astype(np.float32)
+    noisy = ((x[:, 40] * 0.5 + rng.normal(size=n)) > 0).astype(np.float32)
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=4)
+    model.classifier = torch.nn.Linear(d, 4)
+    heads = [Head("clean", 0, 2, ("0", "1")), Head("noisy", 2, 2, ("0", "1"))]
+    learner = Learner(model, heads, torch.device("cpu"))
+    ys = torch.from_numpy(np.stack([clean, noisy], 1))
+    tr, va = slice(0, 200), slice(200, None)
+    cs, losses = learner.choose_c(torch.from_numpy(x[tr]), ys[tr], torch.arange(200))
+    assert cs[0] > cs[1], (cs, losses)
+    shared = min(losses, key=lambda c: losses[c].sum())
+
+    def held_out(c_each: list[float]) -> np.ndarray:
+        learner.fit_head(torch.from_numpy(x[tr]), ys[tr], l2=[1 / (2 * 200 * c) for c in c_each])
+        with torch.no_grad():
+            out = model.get_classifier()(torch.from_numpy(x[va]))
+            return np.array([float(p) for p in learner.head_losses(out, ys[va], smoothing=0.0)])
+
+    per, one = held_out(cs), held_out([shared, shared])
+    assert per[0] < one[0] - 0.02 and per[1] < one[1] + 1e-4, (per, one)
 
 
 def _row(epoch: int, cv: float, loss: float) -> dict:

@@ -227,11 +227,13 @@ def _run_phase(ctx: FoldContext, pi: int, kind: str, size: int, epochs: int, poi
         t = time.perf_counter()
         feats, feat_y, ids = learner.features(ctx.loaders(ctx.tr, size, train=False), flip=cfg.flip)
         learner.opt, learner.sched = None, None
-        c = learner.choose_c(feats, feat_y, ids)[0] if cfg.probe_c == "auto" else float(cfg.probe_c)
-        loss = learner.fit_head(feats, feat_y, l2=1.0 / (2 * len(feats) * c))
+        cs = learner.choose_c(feats, feat_y, ids)[0] if cfg.probe_c == "auto" else [float(cfg.probe_c)] * len(ctx.heads)
+        loss = learner.fit_head(feats, feat_y, l2=[1.0 / (2 * len(feats) * c) for c in cs])
         head = ctx.model.get_classifier()
         head.load_state_dict(ctx.dist.broadcast(head.state_dict()))  # every process: rank 0's head
-        on_epoch(0, loss, len(feats), time.perf_counter() - t, probe_c=c)
+        shown = {"probe_c": cs[0]} if len(cs) == 1 else {f"probe_c:{h.name}": c
+                                                          for h, c in zip(ctx.heads, cs, strict=True)}
+        on_epoch(0, loss, len(feats), time.perf_counter() - t, **shown)
     else:
         phase_lr = ctx.lr if kind == "frozen" or not ctx.pretrained else ctx.lr / 2
         body_lr = phase_lr / cfg.lr_mult if ctx.pretrained and kind != "frozen" else phase_lr
