@@ -244,8 +244,8 @@ def _models(models: tuple[str, ...] | None, params: dict[str, dict[str, Any]],
     skipped = []
     if not models:
         models = default_models(n_rows)
-        skipped = [f"nn left out: not installed here ({missing_extra('nn')})"] \
-            if missing_extra("nn") and not is_large(n_rows) else []
+        skipped = [f"{m} left out: not installed here ({missing_extra(m)})"
+                   for m in default_models(n_rows, installed=False) if m not in models]
     for name in params:
         if name not in models:
             raise OptionError(f"--param {name}.…: model {name!r} is not among the models run ({', '.join(models)})")

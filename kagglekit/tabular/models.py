@@ -32,11 +32,12 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def default_models(n_rows: int | None = None) -> tuple[str, ...]:
+def default_models(n_rows: int | None = None, *, installed: bool = True) -> tuple[str, ...]:
     """What ``kk baseline`` runs on a table of ``n_rows`` training rows: random forest, LightGBM,
     the linear family, and the neural family where torch is installed and the table is not large
     (``_base.is_large``); the greedy ensemble blends their out-of-fold predictions. CatBoost runs
     when asked (``--model ...,catboost``) and in the ``tabular`` recipe, not by default.
+    ``installed=False``: the families for this table whether or not torch is installed here.
 
     Evidence (``bench/tabular_suite.py``, ``bench/results/tabular_suite.jsonl.gz``, 2 cores):
 
@@ -62,7 +63,8 @@ def default_models(n_rows: int | None = None) -> tuple[str, ...]:
     >>> "nn" in default_models(891) and "nn" not in default_models(500_000)
     True
     """
-    return ("rf", "lgbm", "linear", *(("nn",) if nn.torch_available() and not is_large(n_rows) else ()))
+    with_nn = not is_large(n_rows) and (nn.torch_available() or not installed)
+    return ("rf", "lgbm", "linear", *(("nn",) if with_nn else ()))
 
 
 def create_model(name: str, **kwargs: Any):
