@@ -85,10 +85,41 @@ def test_the_kept_epoch_follows_the_rule(tmp_path, keep, kept):
     ckpt = Checkpointer(tmp_path, "accuracy", 32, keep=keep)
     for epoch, (cv, loss) in enumerate([(0.80, 0.50), (0.85, 0.30), (0.90, 0.45), (0.88, 0.60)]):
         ckpt.epoch_end(FakeLearner(epoch), _row(epoch, cv, loss), 0)
-    saved = torch.load(tmp_path / "best.pt", weights_only=True)
-    assert float(saved["weight"]) == kept
+    [(path, size, heads)] = ckpt.choices()
+    assert (path.name, size, heads) == ("best.pt", 32, [""])
+    assert float(torch.load(path, weights_only=True)["weight"]) == kept
     resumed = Checkpointer(tmp_path, "accuracy", 32, keep=keep)  # the account survives a resume
-    assert (resumed.best, resumed.best_loss) == (ckpt.best, ckpt.best_loss)
+    assert resumed.kept == ckpt.kept and resumed.kept[0]["at"] == kept
+
+
+def test_several_heads_each_keep_their_own_best_epoch(tmp_path):
+    """keep = loss with several heads: each head predicts from the epoch of its own lowest
+    validation loss, not the one their (weighted) sum picks; heads that agree share one file."""
+    class FakeLearner:
+        def __init__(self, tag):
+            self.model = self.eval_model = torch.nn.Linear(1, 1)
+            torch.nn.init.constant_(self.eval_model.weight, tag)
+            self.opt = self.sched = self.ema = None
+            self.steps = 0
+
+    ckpt = Checkpointer(tmp_path, "accuracy", 32, heads=["a", "b", "c"])
+    losses = [(0.9, 0.5, 0.4), (0.6, 0.3, 0.5), (0.4, 0.7, 0.45)]  # a: epoch 2, b: epoch 1, c: epoch 0
+    for epoch, (la, lb, lc) in enumerate(losses):
+        row = {**_row(epoch, 0.5, la + lb + lc), "size": 16 * (epoch + 1),
+               "valid_loss:a": la, "valid_loss:b": lb, "valid_loss:c": lc}
+        ckpt.epoch_end(FakeLearner(epoch), row, 0)
+    # the summed loss would keep epoch 1 for all three (1.4 against 1.8 and 1.55)
+    got = {tuple(heads): (float(torch.load(path, weights_only=True)["weight"]), size)
+           for path, size, heads in ckpt.choices()}
+    assert got == {("a",): (2.0, 48), ("b",): (1.0, 32), ("c",): (0.0, 16)}
+
+    (tmp_path / "shared").mkdir()
+    shared = Checkpointer(tmp_path / "shared", "accuracy", 32, heads=["a", "b"])
+    for epoch, loss in enumerate([0.5, 0.3, 0.4]):
+        shared.epoch_end(FakeLearner(epoch), {**_row(epoch, 0.5, 2 * loss), "valid_loss:a": loss,
+                                              "valid_loss:b": loss}, 0)
+    [(path, size, heads)] = shared.choices()  # one prediction pass serves both heads
+    assert heads == ["a", "b"] and float(torch.load(path, weights_only=True)["weight"]) == 1.0
 
 
 def test_ema_weights_validate_and_predict(ws):

@@ -236,9 +236,10 @@ def test_final_predictions_use_the_best_checkpoint_at_its_own_size(ws):
     r = train("tiny", TrainConfig(epochs=4, folds=(0,), **{**FAST, "sizes": (16, 24)}), workspace=ws)
     preds = np.load(r.run.path / "fold_0" / "preds.npz")
     history = pd.read_csv(r.run.path / "history.csv")
-    best_row = history.loc[history["valid_loss"].idxmin()]  # the kept epoch: lowest validation loss (keep = loss)
-    assert int(preds["best_size"]) == best_row["size"]
-    assert r.cv == pytest.approx(best_row["cv"])
+    for head in ("colour", "shape"):  # keep = loss: each head's epoch of its own lowest validation loss
+        best_row = history.loc[history[f"valid_loss:{head}"].idxmin()]
+        assert int(preds[f"size:{head}"]) == best_row["size"]
+    assert r.cv == pytest.approx(best_row["shape"])  # the submitted head scores as its kept epoch did
 
 
 def test_16_bit_greyscale_keeps_its_grey_levels(tmp_path):

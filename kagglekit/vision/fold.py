@@ -32,22 +32,26 @@ from .model import (
 
 
 class Checkpointer:
-    """A fold's checkpoints: ``best.pt`` (the weights of the kept epoch, and the size it was
-    validated at) and ``last.pt`` (everything resume needs, as plain tensors and numbers:
-    ``torch.load(weights_only=True)`` reads it and runs no code). Every DDP process keeps the same
-    account of the kept epoch; only rank 0 (``write``) writes the files.
+    """A fold's checkpoints: the weights of each kept epoch (``best.pt``; with several heads kept
+    by their own loss, ``best-<head>.pt`` a head) with the size it was validated at, and
+    ``last.pt`` (everything resume needs, as plain tensors and numbers: ``torch.load(weights_only=True)``
+    reads it and runs no code). Every DDP process keeps the same account of the kept epochs; only
+    rank 0 (``write``) writes the files.
 
     ``keep``: ``loss`` keeps the epoch (the probe counts as one) with the lowest validation loss,
     ``metric`` the best by the competition's metric, ``last`` the last epoch (a fixed schedule, no
     choice at all). The best of several accuracies on a fold's few photos flatters the OOF score;
-    the loss is a smoother, harder-to-flatter yardstick."""
+    the loss is a smoother, harder-to-flatter yardstick. With several heads, ``loss`` keeps each
+    head's own best epoch: their summed loss is ruled by the hardest head (on fashion-products,
+    baseColour's 44 colours), which over-fits first and would hold the others back."""
 
-    def __init__(self, fold_dir: Path, metric_name: str, default_size: int, *, write: bool = True,
-                 keep: str = "loss"):
+    def __init__(self, fold_dir: Path, metric_name: str, default_size: int, *, heads: Sequence[str] = ("",),
+                 write: bool = True, keep: str = "loss"):
         import torch
 
-        self.write, self.keep = write, keep
-        self.last, self.best_path = fold_dir / "last.pt", fold_dir / "best.pt"
+        self.write, self.keep, self.dir = write, keep, fold_dir
+        self.last = fold_dir / "last.pt"
+        self.groups = [[h] for h in heads] if keep == "loss" and len(heads) > 1 else [list(heads)]
         self.metric = get_metric(metric_name)
         self.state = None
         if self.last.is_file():
@@ -58,10 +62,26 @@ class Checkpointer:
                                "load it (it was not written by kk train, or is damaged): move it aside to "
                                "restart this fold") from None
         s = self.state or {}
-        self.best: float | None = s.get("best")  # the kept epoch's score
-        self.best_loss: float | None = s.get("best_loss")
-        self.best_size: int = s.get("best_size", default_size)
+        # per group: the kept epoch's history row ("at"), score, loss and size; None before the first epoch
+        self.kept: list[dict[str, Any] | None] = s.get("kept", [None] * len(self.groups))
+        self.default_size = default_size
         self.history: list[dict[str, Any]] = s.get("history", [])
+
+    def path(self, group: int) -> Path:
+        return self.dir / ("best.pt" if len(self.groups) == 1 else f"best-{self.groups[group][0]}.pt")
+
+    def _loss_key(self, group: int) -> str:
+        return "valid_loss" if len(self.groups) == 1 else f"valid_loss:{self.groups[group][0]}"
+
+    def choices(self) -> list[tuple[Path, int, list[str]]]:
+        """(weights file, size, heads) of each distinct kept epoch: what predicts which heads."""
+        by_epoch: dict[Any, tuple[Path, int, list[str]]] = {}
+        for g, k in enumerate(self.kept):
+            at = None if k is None else k["at"]
+            size = self.default_size if k is None else k["size"]
+            path, _, heads = by_epoch.setdefault(at, (self.path(g), size, []))
+            heads.extend(self.groups[g])
+        return list(by_epoch.values())
 
     def resume_point(self, phase: int) -> tuple[int, dict[str, Any] | None] | None:
         """(first epoch, optimizer state) of ``phase``; None when it already finished."""
@@ -73,32 +93,34 @@ class Checkpointer:
             return self.state["epoch"] + 1, self.state
         return 0, None
 
-    def _better(self, row: dict[str, Any]) -> bool:
-        if self.best is None or self.keep == "last":
+    def _better(self, row: dict[str, Any], group: int) -> bool:
+        kept = self.kept[group]
+        if kept is None or self.keep == "last":
             return True
         if self.keep == "loss":
-            return self.best_loss is None or row["valid_loss"] < self.best_loss
-        return self.metric.better(row["cv"], self.best)
+            return row[self._loss_key(group)] < kept["loss"]
+        return self.metric.better(row["cv"], kept["cv"])
 
     def epoch_end(self, learner: Any, row: dict[str, Any], phase: int) -> None:
         """Record an epoch; its validated weights (``learner.eval_model``: the average, with an EMA)
-        become ``best.pt`` when the epoch is kept."""
+        are saved for each group of heads that keeps it (predictions later use the size it was
+        validated at)."""
         import torch
 
         self.history.append(row)
-        kept = self._better(row)
-        if kept:  # predictions later use the size it was validated at
-            self.best, self.best_loss, self.best_size = row["cv"], row["valid_loss"], row["size"]
+        kept = [g for g in range(len(self.groups)) if self._better(row, g)]
+        for g in kept:
+            self.kept[g] = {"at": len(self.history) - 1, "cv": row["cv"], "loss": row[self._loss_key(g)],
+                            "size": row["size"]}
         if not self.write:
             return
-        if kept:
-            torch.save(learner.eval_model.state_dict(), self.best_path)
+        for g in kept:
+            torch.save(learner.eval_model.state_dict(), self.path(g))
         tmp = self.last.with_suffix(".tmp")
         ema = {"ema": learner.ema.module.state_dict(), "ema_steps": learner.steps} if learner.ema is not None else {}
         torch.save({"model": learner.model.state_dict(), "optimizer": learner.opt.state_dict() if learner.opt else {},
                     "scheduler": learner.sched.state_dict() if learner.sched else {}, "phase": phase,
-                    "epoch": row["epoch"], "best": self.best, "best_loss": self.best_loss,
-                    "best_size": self.best_size, "history": self.history, **ema}, tmp)
+                    "epoch": row["epoch"], "kept": self.kept, "history": self.history, **ema}, tmp)
         os.replace(tmp, self.last)
 
 
@@ -184,7 +206,8 @@ def train_fold(fold: int, tr: np.ndarray, va: np.ndarray, test_idx: np.ndarray, 
     resize = resize_policy(resize_method(cfg, data.comp), cfg.arch, pretrained)
     ctx = FoldContext(fold, tr, va, cfg, data, heads, y, lr, model, learner,
                       Loaders(images, y, cfg, mean, std, resize, cfg.seed + fold, dist, run_plan),
-                      Checkpointer(fold_dir, data.comp.metric, cfg.sizes[-1], write=dist.main, keep=cfg.keep),
+                      Checkpointer(fold_dir, data.comp.metric, cfg.sizes[-1], heads=[h.name for h in heads],
+                                   write=dist.main, keep=cfg.keep),
                       pretrained, dist, log, progress)
     _resume(ctx)
     for pi, (kind, size, epochs) in enumerate(phases(cfg, pretrained)):
@@ -249,11 +272,18 @@ def _epoch_end(ctx: FoldContext, pi: int, kind: str, size: int, valid_loader: An
     valid_rows = ctx.data.train.iloc[va].reset_index(drop=True)
     targets = {h.name: {"classes": list(h.classes) if h.classes else None} for h in ctx.heads}
 
+    def head_losses(raw: np.ndarray) -> dict[str, float]:  # each head's own, for keeping epochs by head
+        if len(ctx.heads) == 1:
+            return {}
+        losses = ctx.learner.loss_of(raw, ctx.y[va], per_head=True)
+        return {f"valid_loss:{h.name}": loss for h, loss in zip(ctx.heads, losses, strict=True)}
+
     def on_epoch(epoch: int, train_loss: float, seen: int, seconds: float, **extra: float) -> None:
         raw = ctx.dist.gather_rows(ctx.learner.predict(valid_loader), len(va))
         scores = score_predictions(comp, valid_rows, split_outputs(raw, ctx.heads), targets)
         row = {"fold": ctx.fold, "phase": kind, "size": size, "epoch": epoch, "train_loss": float(train_loss),
-               "valid_loss": ctx.learner.loss_of(raw, ctx.y[va]), **{k: float(v) for k, v in scores.items()},
+               "valid_loss": ctx.learner.loss_of(raw, ctx.y[va]), **head_losses(raw),
+               **{k: float(v) for k, v in scores.items()},
                "images_per_s": seen / seconds, "seconds": seconds, **extra}
         ctx.ckpt.epoch_end(ctx.learner, row, pi)
         ctx.log(row)  # after the checkpoint: an interruption here loses nothing
@@ -266,24 +296,25 @@ def _epoch_end(ctx: FoldContext, pi: int, kind: str, size: int, valid_loader: An
 def _predict_fold(learner: Any, model: Any, ckpt: Checkpointer, loaders: Loaders, test_loaders: Loaders,
                   va: np.ndarray, test_idx: np.ndarray, tta: int, heads: list[Head], source: str,
                   fold_dir: Path, write: bool = True) -> dict[str, Any]:
-    """The best epoch's weights predict the validation fold and the test set at the size that epoch
-    was validated at; written atomically to ``preds.npz``, which marks the fold done."""
+    """Each kept epoch's weights predict its heads on the validation fold and the test set, at the
+    size that epoch was validated at; written atomically to ``preds.npz``, which marks the fold done."""
     import torch
 
-    model.load_state_dict(torch.load(ckpt.best_path, weights_only=True))  # the kept epoch's (averaged) weights
-    learner.ema = None  # predictions from exactly those
-    oof, oof_tta = tta_predict(learner, loaders, va, ckpt.best_size, tta, heads)
-    test, test_tta = tta_predict(learner, test_loaders, test_idx, ckpt.best_size, tta, heads)
-    out: dict[str, Any] = {"valid_idx": va, "weights_source": np.array(source), "best_size": np.array(ckpt.best_size),
-                           "best_score": np.array(ckpt.best)}
-    for h in heads:
-        out[f"oof:{h.name}"], out[f"test:{h.name}"] = oof[h.name], test[h.name]
-        if oof_tta is not None and test_tta is not None:
-            out[f"oof_tta:{h.name}"], out[f"test_tta:{h.name}"] = oof_tta[h.name], test_tta[h.name]
+    out: dict[str, Any] = {"valid_idx": va, "weights_source": np.array(source)}
+    for path, size, names in ckpt.choices():
+        model.load_state_dict(torch.load(path, weights_only=True))  # the kept epoch's (averaged) weights
+        learner.ema = None  # predictions from exactly those
+        oof, oof_tta = tta_predict(learner, loaders, va, size, tta, heads)
+        test, test_tta = tta_predict(learner, test_loaders, test_idx, size, tta, heads)
+        out.setdefault("best_size", np.array(size))  # the first head's
+        for name in names:
+            out[f"oof:{name}"], out[f"test:{name}"], out[f"size:{name}"] = oof[name], test[name], np.array(size)
+            if oof_tta is not None and test_tta is not None:
+                out[f"oof_tta:{name}"], out[f"test_tta:{name}"] = oof_tta[name], test_tta[name]
     if not write:
         return out
     pd.DataFrame(ckpt.history).to_csv(fold_dir / "history.csv", index=False)
     np.savez(fold_dir / ".preds.tmp.npz", **out)
     os.replace(fold_dir / ".preds.tmp.npz", fold_dir / "preds.npz")
-    ckpt.last.unlink(missing_ok=True)  # the finished fold keeps best.pt only
+    ckpt.last.unlink(missing_ok=True)  # the finished fold keeps its kept epochs' weights only
     return out

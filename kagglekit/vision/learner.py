@@ -273,8 +273,11 @@ class Learner:
         return [min(grid, key=lambda c: float(w @ losses[c]))] * len(self.heads), losses
 
     @torch.no_grad()
-    def loss_of(self, out: np.ndarray, y: np.ndarray) -> float:
-        """The held-out loss of raw outputs: log loss (no label smoothing) for classes."""
+    def loss_of(self, out: np.ndarray, y: np.ndarray, per_head: bool = False) -> Any:
+        """The held-out loss of raw outputs: log loss (no label smoothing) for classes; the weighted
+        sum, or with ``per_head`` each head's own (a list)."""
+        if per_head:
+            return [float(v) for v in self.head_losses(torch.from_numpy(out), torch.from_numpy(y), smoothing=0.0)]
         return float(self.loss(torch.from_numpy(out), torch.from_numpy(y), smoothing=0.0))
 
     def fit_one_cycle(self, loader: Any, epochs: int, lr: float, body_lr: float, weight_decay: float,
