@@ -69,19 +69,22 @@ def test_probe_c_per_head_when_the_targets_want_different_regularisation():
     assert per[0] < one[0] - 0.02 and per[1] < one[1] + 1e-4, (per, one)
 
 
+class FakeLearner:
+    """What Checkpointer.epoch_end reads: weights to save (tagged ``tag``), no optimizer."""
+
+    def __init__(self, tag):
+        self.model = self.eval_model = torch.nn.Linear(1, 1)
+        torch.nn.init.constant_(self.eval_model.weight, tag)
+        self.opt = self.sched = self.ema = None
+        self.steps = 0
+
+
 def _row(epoch: int, cv: float, loss: float) -> dict:
     return {"epoch": epoch, "cv": cv, "valid_loss": loss, "size": 32}
 
 
 @pytest.mark.parametrize(("keep", "kept"), [("loss", 1), ("metric", 2), ("last", 3)])
 def test_the_kept_epoch_follows_the_rule(tmp_path, keep, kept):
-    class FakeLearner:  # what epoch_end reads: weights to save, no optimizer
-        def __init__(self, tag):
-            self.model = self.eval_model = torch.nn.Linear(1, 1)
-            torch.nn.init.constant_(self.eval_model.weight, tag)
-            self.opt = self.sched = self.ema = None
-            self.steps = 0
-
     ckpt = Checkpointer(tmp_path, "accuracy", 32, keep=keep)
     for epoch, (cv, loss) in enumerate([(0.80, 0.50), (0.85, 0.30), (0.90, 0.45), (0.88, 0.60)]):
         ckpt.epoch_end(FakeLearner(epoch), _row(epoch, cv, loss), 0)
@@ -95,13 +98,6 @@ def test_the_kept_epoch_follows_the_rule(tmp_path, keep, kept):
 def test_several_heads_each_keep_their_own_best_epoch(tmp_path):
     """keep = loss with several heads: each head predicts from the epoch of its own lowest
     validation loss, not the one their (weighted) sum picks; heads that agree share one file."""
-    class FakeLearner:
-        def __init__(self, tag):
-            self.model = self.eval_model = torch.nn.Linear(1, 1)
-            torch.nn.init.constant_(self.eval_model.weight, tag)
-            self.opt = self.sched = self.ema = None
-            self.steps = 0
-
     ckpt = Checkpointer(tmp_path, "accuracy", 32, heads=["a", "b", "c"])
     losses = [(0.9, 0.5, 0.4), (0.6, 0.3, 0.5), (0.4, 0.7, 0.45)]  # a: epoch 2, b: epoch 1, c: epoch 0
     for epoch, (la, lb, lc) in enumerate(losses):
