@@ -4,6 +4,7 @@
         [--data ../shared/data] [--out bench/results/multitarget.jsonl] [--skip-kk]
         [--sizes 128] [--epochs 3]   # kk train's flags, to fit a CPU; its defaults when left out
         [--aux]                      # the auxiliary targets kk new lists, switched on
+        [--solo TARGET]              # one model for TARGET: the other targets' loss weights at 1e-6
 
 For each set: a fresh workspace whose spec is what ``kk new`` writes (every submitted column a
 target, its task and metric guessed), then ``kagglekit.train`` with kk's defaults and the arch's
@@ -21,13 +22,14 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import SHARED
+from _common import REPO, SHARED
 from _handloop import frozen_features, logistic_regression, preload
 
 ARCH = "tf_efficientnet_lite0"
@@ -67,6 +69,9 @@ def floor(comp, data, folds, arch: str, weights: Path, device: str) -> tuple[dic
 
 
 def emit(row: dict, out: Path) -> None:
+    """Print ``row`` and append it to ``out``, with the commit of the kk that made it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    row = {**row, "kk": head.stdout.strip() or "unknown"}
     print(json.dumps(row), flush=True)
     with open(out, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -88,7 +93,13 @@ def run_set(name: str, args, weights: Path, device: str) -> None:
     if args.aux:  # uncomment the auxiliary targets kk new lists (submit = false)
         spec = root / "competitions" / name / "competition.toml"
         spec.write_text(re.sub(r"(?m)^# (\[\[targets\]\]|name = |task = |submit = )", r"\1", spec.read_text()))
+    if args.solo:  # the same spec, targets and folds; only TARGET's loss steers the backbone
+        spec = root / "competitions" / name / "competition.toml"
+        spec.write_text(re.sub(r'(?m)^(name = "(?!' + re.escape(args.solo) + r'")[^"]*"\ntask = "[a-z]+")$',
+                               r"\1\nweight = 1e-6", spec.read_text()))
     comp = ws.competition(name)
+    if args.solo and [t.name for t in comp.targets if t.weight == 1.0] != [args.solo]:
+        sys.exit(f"--solo {args.solo}: not one of {name}'s targets {[t.name for t in comp.targets]}")
     data = load_data(comp, ws)
     folds = get_folds(data, ws)
     print(f"{name}: targets {[(t.name, t.task, t.submit) for t in comp.targets]}, metric {comp.metric}, "
@@ -104,7 +115,8 @@ def run_set(name: str, args, weights: Path, device: str) -> None:
         result = kk.train(comp, kk.TrainConfig(arch=args.arch, **flags), workspace=ws)
         wall = time.perf_counter() - t0
         problems = validate_submission(data, read_submission(result.submission)) if result.submission else ["none"]
-        method = "kk train (kk new's spec" + (", auxiliary targets on)" if args.aux else ")")
+        method = "kk train (kk new's spec" + (", auxiliary targets on" if args.aux else "") + (
+            f", one model for {args.solo}: the other losses weighted 1e-6)" if args.solo else ")")
         emit({"set": name, "method": method, "metric": comp.metric,
                      "scores": {k: float(v) for k, v in result.per_target.items() if k in f_scores},
                      "cv": float(result.cv), "seconds": round(wall, 1), "device": device,
@@ -125,6 +137,8 @@ def main() -> None:
                     help="kk train's --sizes (default: kk's, the images' own size up to 224)")
     ap.add_argument("--epochs", type=int, default=None, help="kk train's --epochs (default: kk's, by the images)")
     ap.add_argument("--aux", action="store_true", help="switch on the auxiliary targets kk new lists")
+    ap.add_argument("--solo", default=None, metavar="TARGET",
+                    help="one model for TARGET alone (the other targets' loss weights 1e-6, the same folds)")
     ap.add_argument("--skip-floor", action="store_true", help="kk train only (the floor is in --out already)")
     args = ap.parse_args()
     weights = Path(os.environ.get("KK_WEIGHTS_DIR", "~/.cache/kk-weights")).expanduser() / f"{args.arch}.safetensors"

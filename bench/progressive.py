@@ -74,10 +74,10 @@ def show(row: dict) -> None:
               f"{t['gap']:+.4f} ± {t['se']:.4f} ({verdict}); right only in A {t['a_only']}, only in B {t['b_only']}")
 
 
-def train(name: str, sizes: str, epochs: int, args) -> Path:
-    """One kk run via bench/multitarget.py; its run folder."""
+def train(name: str, sizes: str, epochs: int, args, *extra: str) -> Path:
+    """One kk run via bench/multitarget.py (``extra``: more of its flags); its run folder."""
     cmd = [sys.executable, str(HERE / "multitarget.py"), "--sets", name, "--sizes", sizes, "--epochs", str(epochs),
-           "--skip-floor", "--arch", args.arch, "--data", str(args.data), "--out", str(args.out)]
+           "--skip-floor", "--arch", args.arch, "--data", str(args.data), "--out", str(args.out), *extra]
     line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     return Path(json.loads(line)["run"])
 
