@@ -3,7 +3,7 @@ the same total epochs, same folds, the spec ``kk new`` writes.
 
     python bench/progressive.py [--sets flowers-small,fashion-products] [--single 128] [--progressive 96,128]
         [--epochs 3] [--arch tf_efficientnet_lite0] [--out bench/results/progressive.jsonl]
-    python bench/progressive.py --compare RUN_A RUN_B     # two finished kk runs of one set, paired
+    python bench/progressive.py --compare RUN_A RUN_B [--label TEXT]  # two finished runs of one set, paired
 
 Each schedule is one ``bench/multitarget.py --skip-floor`` run (kk's epochs split across the sizes,
 the first size getting the odd one; real ImageNet weights from ``KK_WEIGHTS_DIR``). Printed per
@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("KK_SHARED_DATA", SHARED)))
     ap.add_argument("--out", type=Path, default=HERE / "results" / "progressive.jsonl")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"))
+    ap.add_argument("--label", default="progressive vs single size", help="what --compare compares")
     args = ap.parse_args()
     pairs = [tuple(args.compare)] if args.compare else [
         (train(n, args.progressive, args.epochs, args), train(n, args.single, args.epochs, args))
@@ -100,7 +101,7 @@ def main() -> None:
         row = paired(run_a, run_b, args.data)
         show(row)
         with open(args.out, "a") as f:
-            f.write(json.dumps({"comparison": "progressive vs single size", **row}) + "\n")
+            f.write(json.dumps({"comparison": args.label, **row}) + "\n")
 
 
 if __name__ == "__main__":
