@@ -77,13 +77,16 @@ def test_new_on_photos_with_several_targets_keeps_every_submitted_column(ws):
     data = ws.root / "data" / "shop"
     _photo_set(data, {"kind": lambda r, n: r.choice(["shirt", "shoe", "bag"], n),
                       "gender": lambda r, n: r.choice(["Men", "Women"], n)},
-               {"season": lambda r, n: r.choice(["Fall", "Summer"], n)})
+               {"season": lambda r, n: r.choice(["Fall", "Summer"], n),
+                "usage": lambda r, n: np.where(np.arange(n) < 3, None, r.choice(["Casual", "Sports"], n))})
     path, g = new_competition("shop", ws)
     comp = ws.competition("shop")
     assert [(t.name, t.task, t.submit) for t in comp.targets] == [("kind", "multiclass", True),
                                                                    ("gender", "binary", True)]
     assert comp.cv.kind == "multilabel-stratified" and comp.metric == "accuracy"
     assert g.auxiliary == [("season", "binary")] and 'name = "season"' in path.read_text()  # a candidate, commented
+    # usage has 3 rows without a label: kk train would refuse it as a target, so it is named, not listed
+    assert "usage" not in path.read_text().split("[cv]")[0] and any("usage (3)" in n for n in g.notes)
 
 
 def test_new_on_photos_with_a_number_target_guesses_a_regression_metric(ws):
