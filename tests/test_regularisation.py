@@ -95,6 +95,15 @@ def test_the_kept_epoch_follows_the_rule(tmp_path, keep, kept):
     assert resumed.kept == ckpt.kept and resumed.kept[0]["at"] == kept
 
 
+def test_a_checkpoint_from_before_per_head_keep_resumes_with_its_kept_epoch(tmp_path):
+    torch.save({"phase": 1, "epoch": 0, "best": 0.85, "best_loss": 0.30, "best_size": 24, "history": []},
+               tmp_path / "last.pt")  # what kk wrote before the per-head account
+    ckpt = Checkpointer(tmp_path, "accuracy", 32)
+    assert ckpt.kept == [{"at": -1, "cv": 0.85, "loss": 0.30, "size": 24}]
+    ckpt.epoch_end(FakeLearner(5), _row(1, 0.88, 0.40), 1)  # worse loss: best.pt of before still predicts
+    assert ckpt.kept[0]["at"] == -1 and ckpt.choices()[0][1] == 24
+
+
 def test_several_heads_each_keep_their_own_best_epoch(tmp_path):
     """keep = loss with several heads: each head predicts from the epoch of its own lowest
     validation loss, not the one their (weighted) sum picks; heads that agree share one file."""

@@ -63,7 +63,11 @@ class Checkpointer:
                                "restart this fold") from None
         s = self.state or {}
         # per group: the kept epoch's history row ("at"), score, loss and size; None before the first epoch
-        self.kept: list[dict[str, Any] | None] = s.get("kept", [None] * len(self.groups))
+        # a last.pt from before per-head keep: its one kept epoch (best.pt)
+        legacy: list[dict[str, Any] | None] | None = None
+        if s.get("best") is not None and len(self.groups) == 1:
+            legacy = [{"at": -1, "cv": s["best"], "loss": s["best_loss"], "size": s.get("best_size", default_size)}]
+        self.kept: list[dict[str, Any] | None] = s.get("kept") or legacy or [None] * len(self.groups)
         self.default_size = default_size
         self.history: list[dict[str, Any]] = s.get("history", [])
 
