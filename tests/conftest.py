@@ -15,7 +15,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    for var in ("KK_HOME", "KK_DATA_DIR", "KK_DEBUG", "KK_WEIGHTS_DIR", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE"):
+    for var in ("KK_HOME", "KK_DATA_DIR", "KK_DEBUG", "KK_WEIGHTS_DIR", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE",
+                "KK_FOLD_WORKERS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

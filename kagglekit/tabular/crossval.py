@@ -16,6 +16,8 @@ from ..folds import Folds, repeated_folds
 from ..metrics import log_space
 from ..predictions import encode_target, score_predictions, target_info
 from ..spec import Target
+from ._base import default_n_jobs
+from ._workers import can_fork, fold_workers, requested_workers, run_jobs
 from .features import TabularFeatures
 from .models import create_model
 from .preprocess import TabularPreprocessor
@@ -51,42 +53,37 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
     splits = repeated_folds(data, folds, repeats)
     targets = target_info(comp, data.train)
     to_space, from_space = log_space(comp.metric)
+    fold_ids = [f for f, _, _ in folds.split(only_folds)]
+    ys = {t.name: _target_values(data, t, targets[t.name]["classes"], to_space) for t in comp.submitted_targets}
+    jobs = [_FoldJob(t.name, r, f, tr, va) for t in comp.submitted_targets for r, split in enumerate(splits)
+            for f, tr, va in split.split(only_folds)]
+    workers = fold_workers(cores=default_n_jobs(), cells=feats.train.shape[0] * feats.train.shape[1],
+                           fits=len(jobs), n_jobs=n_jobs, fork=can_fork(),
+                           requested=requested_workers())
+    state = dict(feats=feats, ys=ys, targets=targets, n_rows=len(data.train), model=model, params=params, seed=seed,
+                 bags=bags, time_limit=time_limit, predict_test=predict_test, n_jobs=n_jobs if workers == 1 else 1)
+    fitted = run_jobs(_fit_fold, jobs, state=state, workers=workers,
+                      on_done=(lambda job: on_fold(job.fold)) if on_fold is not None else None)
     oof: dict[str, np.ndarray] = {}
     test: dict[str, np.ndarray] = {}
     per_split: list[dict[str, np.ndarray]] = [{} for _ in splits]
-    importances = []
-    best_iters: list[int] = []
-    fold_ids = [f for f, _, _ in folds.split(only_folds)]
     fits = len(fold_ids) * bags * repeats
     for t in comp.submitted_targets:
-        classes = targets[t.name]["classes"]
-        y = _target_values(data, t, classes, to_space)
-        n_classes = len(classes) if classes else 0
-        task = "regression" if classes is None else "classification"
-        shape = (len(y), n_classes) if n_classes else len(y)
-        test_t = np.zeros((len(feats.test), n_classes) if n_classes else len(feats.test))
-        for r, split in enumerate(splits):
-            oof_r = np.full(shape, np.nan)
-            for f, tr, va in split.split(only_folds):
-                pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[tr])
-                x_tr, x_va = pre.transform(feats.train.iloc[tr]), pre.transform(feats.train.iloc[va])
-                x_te = pre.transform(feats.test) if predict_test else None
-                oof_r[va] = 0.0
-                for b in range(bags):
-                    est = create_model(model, task=task, n_classes=n_classes, params=params, seed=seed + r * bags + b,
-                                       n_jobs=n_jobs, time_limit=time_limit, n_rows=len(data.train))
-                    est.fit(x_tr, y[tr], x_va, y[va], categorical=feats.plan.categorical)
-                    oof_r[va] += est.predict(x_va) / bags
-                    if x_te is not None:
-                        test_t += est.predict(x_te) / fits
-                    importances.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
-                    best_iters.append(int(getattr(est, "best_iteration_", 0) or 0))
-                if on_fold is not None:
-                    on_fold(f)
+        classes, y = targets[t.name]["classes"], ys[t.name]
+        test_t = np.zeros((len(feats.test), len(classes)) if classes else len(feats.test))
+        for r in range(len(splits)):
+            oof_r = np.full((len(y), len(classes)) if classes else len(y), np.nan)
+            for job, fit in zip(jobs, fitted, strict=True):
+                if (job.target, job.repeat) == (t.name, r):
+                    oof_r[job.valid] = fit.oof
+                    for p in fit.test:  # added up in the folds' order, however the folds were fitted
+                        test_t += p / fits
             per_split[r][t.name] = oof_r  # in the space the models fit (log1p for RMSLE)
         mean = np.mean([p[t.name] for p in per_split], axis=0)
         oof[t.name] = from_space(mean) if not classes else mean  # averaged in the metric's space, reported
         test[t.name] = from_space(test_t) if not classes else test_t  # in the original one
+    importances = [imp for fit in fitted for imp in fit.importance]
+    best_iters = [it for fit in fitted for it in fit.best_iterations]
     rows = np.flatnonzero(np.isin(folds.fold, fold_ids))
     fold_scores = [score_predictions(comp, data.train, oof, targets, rows=np.flatnonzero(folds.fold == f))["cv"]
                    for f in fold_ids]
@@ -96,6 +93,45 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                           targets, rows=rows)["cv"] for p in per_split]
     importance = pd.concat(importances, axis=1).fillna(0).mean(axis=1).sort_values(ascending=False)
     return CVPredictions(oof, test, targets, overall, fold_scores, importance, best_iters, repeat_scores)
+
+
+@dataclass(frozen=True)
+class _FoldJob:
+    target: str
+    repeat: int
+    fold: int
+    train: np.ndarray  # row positions
+    valid: np.ndarray
+
+
+@dataclass
+class _FoldFit:
+    oof: np.ndarray  # the validation rows' prediction, the mean over bags
+    test: list[np.ndarray]  # each bag's test prediction (empty without test)
+    importance: list[pd.Series]
+    best_iterations: list[int]
+
+
+def _fit_fold(state: dict[str, Any], job: _FoldJob) -> _FoldFit:
+    """One fold of one target: preprocessing fitted on its training rows, ``bags`` seeded fits."""
+    feats, y, bags = state["feats"], state["ys"][job.target], state["bags"]
+    classes = state["targets"][job.target]["classes"]
+    pre = TabularPreprocessor(plan=feats.plan).fit(feats.train.iloc[job.train])
+    x_tr, x_va = pre.transform(feats.train.iloc[job.train]), pre.transform(feats.train.iloc[job.valid])
+    x_te = pre.transform(feats.test) if state["predict_test"] else None
+    out = _FoldFit(np.zeros((len(job.valid), len(classes)) if classes else len(job.valid)), [], [], [])
+    for b in range(bags):
+        est = create_model(state["model"], task="classification" if classes else "regression",
+                           n_classes=len(classes) if classes else 0, params=state["params"],
+                           seed=state["seed"] + job.repeat * bags + b, n_jobs=state["n_jobs"],
+                           time_limit=state["time_limit"], n_rows=state["n_rows"])
+        est.fit(x_tr, y[job.train], x_va, y[job.valid], categorical=feats.plan.categorical)
+        out.oof += est.predict(x_va) / bags
+        if x_te is not None:
+            out.test.append(est.predict(x_te))
+        out.importance.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
+        out.best_iterations.append(int(getattr(est, "best_iteration_", 0) or 0))
+    return out
 
 
 def _target_values(data: CompetitionData, t: Target, classes: list[str] | None, to_space: Any) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""Folds fitted side by side in forked processes (``kagglekit.tabular._workers``): the rule over the
+machines users have, the pool itself, and the same predictions as folds one after another."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from kagglekit.data import load_data
+from kagglekit.errors import DataError, OptionError
+from kagglekit.folds import get_folds
+from kagglekit.tabular import _workers, crossval
+from kagglekit.tabular._workers import can_fork, fold_workers, requested_workers, run_jobs
+from kagglekit.tabular.features import build_features
+from kagglekit.workspace import resolve
+
+from .conftest import make_tabular
+
+
+@pytest.mark.parametrize("cores, cells, fits, n_jobs, fork, requested, expected", [
+    (2, 891 * 12, 5, None, True, None, 2),            # this machine, Titanic
+    (4, 891 * 12, 5, None, True, None, 4),            # Kaggle's CPU notebook
+    (16, 891 * 12, 5, None, True, None, 5),           # a workstation: no more workers than fits
+    (1, 891 * 12, 5, None, True, None, 1),            # one core
+    (4, 891 * 12, 5, 2, True, None, 1),               # the user chose the threads of one fit
+    (4, 520_960 * 15, 5, None, True, None, 1),        # a Playground table: each fit takes every core
+    (4, 891 * 12, 5, None, False, None, 1),           # macOS, Windows: no fork
+    (4, 891 * 12, 1, None, True, None, 1),            # one fit (kk tune's single fold)
+    (4, 891 * 12, 5, None, True, 1, 1),               # KK_FOLD_WORKERS=1: one after another
+    (2, 520_960 * 15, 5, None, True, 8, 5),           # KK_FOLD_WORKERS=8: as asked, at most a fit each
+    (4, 891 * 12, 5, None, False, 3, 1),              # asked for, but no fork here
+])
+def test_fold_workers_over_the_machines_users_have(cores, cells, fits, n_jobs, fork, requested, expected):
+    assert fold_workers(cores=cores, cells=cells, fits=fits, n_jobs=n_jobs, fork=fork,
+                        requested=requested) == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "two", "-1"])
+def test_a_bad_kk_fold_workers_is_one_line_naming_it(raw):
+    with pytest.raises(OptionError, match=f"KK_FOLD_WORKERS='{raw}': expected a whole number"):
+        requested_workers({"KK_FOLD_WORKERS": raw})
+
+
+def test_fork_only_on_linux():
+    assert can_fork("linux") and not can_fork("darwin") and not can_fork("win32")
+
+
+def _pid_and_square(state, job):
+    if job == state["bad"]:
+        raise DataError(f"job {job} is bad")
+    return os.getpid(), job * job
+
+
+def test_run_jobs_keeps_the_jobs_order_and_runs_in_other_processes():
+    done = []
+    out = run_jobs(_pid_and_square, list(range(7)), state={"bad": None}, workers=2, on_done=done.append)
+    assert [sq for _, sq in out] == [j * j for j in range(7)]
+    assert sorted(done) == list(range(7))
+    pids = {pid for pid, _ in out}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert not _workers._STATE  # nothing left behind for the next pool
+    inline = run_jobs(_pid_and_square, [3], state={"bad": None}, workers=1)
+    assert inline == [(os.getpid(), 9)]
+
+
+def test_an_error_in_a_worker_reaches_the_caller_as_itself():
+    with pytest.raises(DataError, match="job 4 is bad"):
+        run_jobs(_pid_and_square, list(range(8)), state={"bad": 4}, workers=2)
+    assert not _workers._STATE
+
+
+@pytest.mark.parametrize("model, task", [("lgbm", "binary"), ("linear", "multiclass"), ("nn", "regression"),
+                                         ("rf", "regression")])
+def test_folds_in_workers_predict_what_folds_one_after_another_predict(ws, monkeypatch, model, task):
+    make_tabular(ws.root, task=task, n=300, n_test=60)
+    _, comp = resolve("synth", ws)
+    data = load_data(comp, ws)
+    folds, feats = get_folds(data, ws), build_features(data)
+    used = []
+    real = crossval.fold_workers
+
+    def counted(**kw):
+        used.append(real(**{**kw, "cores": 2}))  # two workers even on a one-core machine
+        return used[-1]
+
+    monkeypatch.setattr(crossval, "fold_workers", counted)
+    ticks: list[int] = []
+    side_by_side = crossval.fit_predict_cv(feats, data, folds, model, on_fold=ticks.append, bags=2)
+    monkeypatch.setattr(crossval, "fold_workers", lambda **kw: 1)
+    one_by_one = crossval.fit_predict_cv(feats, data, folds, model, bags=2)
+    assert used == [2] and sorted(ticks) == list(range(folds.k))
+    for a, b in ((side_by_side.oof, one_by_one.oof), (side_by_side.test, one_by_one.test)):
+        np.testing.assert_allclose(a["y"], b["y"], rtol=1e-6, atol=1e-9)
+    assert side_by_side.fold_scores == pytest.approx(one_by_one.fold_scores, abs=1e-9)
+    assert side_by_side.importance.index.tolist() == one_by_one.importance.index.tolist()
