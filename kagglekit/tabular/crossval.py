@@ -46,7 +46,11 @@ def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
     ``seed + 1``, ...). ``repeats`` > 1 is repeated k-fold (:func:`~kagglekit.folds.repeated_folds`):
     each row's OOF prediction is the mean of its out-of-fold predictions over the splits, the test
     prediction the mean of every fit; fold scores stay on the shared folds (runs remain paired) and
-    ``repeat_scores`` holds each split's own CV."""
+    ``repeat_scores`` holds each split's own CV.
+
+    On a small table the folds are fitted side by side, one forked process a core
+    (:func:`~kagglekit.tabular._workers.fold_workers`; ``KK_FOLD_WORKERS=1`` for one after another);
+    the predictions are those of the folds one after another."""
     comp = data.comp
     if repeats > 1 and only_folds is not None:
         raise OptionError("repeats: repeated k-fold trains every fold of each split, not a subset of folds")
