@@ -185,7 +185,8 @@ def _check_rows_and_ids(comp: Competition, train: pd.DataFrame, test: pd.DataFra
 
 
 def _check_targets(comp: Competition, train: pd.DataFrame, tf: Path) -> None:
-    """No missing targets, numbers in a regression target, and a binary target with two values."""
+    """No missing submitted targets (an auxiliary one's missing labels are left out of its loss and
+    score), numbers in a regression target, and a binary target with two values."""
     for t in comp.targets:
         if t.task == "regression" and not pd.api.types.is_numeric_dtype(train[t.name]):
             values = pd.to_numeric(train[t.name], errors="coerce")
@@ -195,9 +196,12 @@ def _check_targets(comp: Competition, train: pd.DataFrame, tf: Path) -> None:
                                 f"e.g. {bad.iloc[0]!r} (row {bad.index[0] + 2} of the file); fix them, or declare "
                                 f"the target's task as a class task in {comp.spec_file}")
         n_nan = int(train[t.name].isna().sum())
-        if n_nan:
+        if n_nan and t.submit:
             raise DataError(f"{tf}: target column {t.name!r} has {n_nan} missing values (NaN); drop or fill "
                             "those rows before training")
+        if n_nan == len(train):  # an auxiliary target's missing labels are left out of its loss: some must remain
+            raise DataError(f"{tf}: auxiliary target {t.name!r} has no labels (all {n_nan} values missing); "
+                            f"remove it from {comp.spec_file}")
         if t.task == "binary":
             values = train[t.name].unique()
             if len(values) > 2:

@@ -58,7 +58,7 @@ def target_classes(target: Target, y: pd.Series) -> list[str] | None:
         return None
     if target.classes:
         return list(target.classes)
-    values = pd.Series(_as_class_strings(y)).unique().tolist()
+    values = pd.Series(_as_class_strings(y.dropna())).unique().tolist()  # an auxiliary label may be missing
     try:
         return sorted(values, key=float)
     except ValueError:
@@ -89,8 +89,10 @@ def score_predictions(comp: Competition, train: pd.DataFrame, preds: Mapping[str
             continue
         y = encode_target(train[t.name], targets[t.name]["classes"])
         p = np.asarray(preds[t.name])
-        if rows is not None:
-            y, p = y[rows], p[rows]
+        labelled = train[t.name].notna().to_numpy()  # an auxiliary target's missing labels are not scored
+        keep = labelled if rows is None else rows[labelled[rows]]
+        if rows is not None or not labelled.all():
+            y, p = y[keep], p[keep]
         s = get_metric(metric_for(comp, t))(y, p)
         out[t.name] = s
         if t.submit:

@@ -160,11 +160,11 @@ def _image_guess(found: dict[str, Any], train: pd.DataFrame | None, sample: pd.D
                  if c in train.columns and c != id_col] or [str(train.columns[1])]
         targets = [(t, _task(train[t], sample[t] if sample is not None else None)) for t in names]
         labels = [c for c in train.columns if str(c) not in names and c != id_col and 2 <= train[c].nunique() <= 100]
-        aux = [(str(c), _task(train[c], None)) for c in labels if not train[c].isna().any()]
+        aux = [(str(c), _task(train[c], None)) for c in labels]
         gaps = [f"{c} ({int(train[c].isna().sum())})" for c in labels if train[c].isna().any()]
-        if gaps:  # kk train refuses a target with missing labels: no candidate that fails when switched on
-            notes.append("labels with missing values, not listed as auxiliary targets (fill or drop those rows "
-                         "first): " + ", ".join(gaps))
+        if gaps:  # switched on, such a head learns from the images that have its label
+            notes.append("auxiliary-target candidates with missing labels (their rows are left out of that "
+                         "head's loss and score): " + ", ".join(gaps))
         if sample is not None and len(names) > 1:
             notes.append(f"{len(names)} targets: every column of {files['sample_submission']} after the id")
     else:

@@ -90,7 +90,7 @@ KEYS: tuple[SpecKey, ...] = (
     SpecKey("targets", "task", "str: binary, multiclass, regression, multilabel", "binary", "what is predicted",
             required=True),
     SpecKey("targets", "submit", "bool", False, "false: an auxiliary target, trained on (an extra head) and not "
-            "submitted"),
+            "submitted; a photo without its label is left out of that head's loss and score"),
     SpecKey("targets", "classes", "list of str", ["0", "1"], "the classes in the submission's order (default: "
             "those seen in training, sorted)"),
     SpecKey("targets", "weight", "float > 0", 0.5, "kk train: this target's weight in the summed loss of the "

@@ -84,9 +84,10 @@ def test_new_on_photos_with_several_targets_keeps_every_submitted_column(ws):
     assert [(t.name, t.task, t.submit) for t in comp.targets] == [("kind", "multiclass", True),
                                                                    ("gender", "binary", True)]
     assert comp.cv.kind == "multilabel-stratified" and comp.metric == "accuracy"
-    assert g.auxiliary == [("season", "binary")] and 'name = "season"' in path.read_text()  # a candidate, commented
-    # usage has 3 rows without a label: kk train would refuse it as a target, so it is named, not listed
-    assert "usage" not in path.read_text().split("[cv]")[0] and any("usage (3)" in n for n in g.notes)
+    assert g.auxiliary == [("season", "binary"), ("usage", "binary")]  # candidates, commented out
+    assert 'name = "season"' in path.read_text() and 'name = "usage"' in path.read_text()
+    # usage has 3 rows without a label: listed, and the note says they are left out of its loss
+    assert any("missing labels" in n and "usage (3)" in n for n in g.notes)
 
 
 def test_new_on_photos_with_a_number_target_guesses_a_regression_metric(ws):

@@ -114,7 +114,8 @@ def machine_plan(cfg: TrainConfig, processes: int = 1, n_train: int | None = Non
 
 def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.ndarray]:
     """One slice of the model's outputs per target, and the (n, targets) target matrix. A regression
-    is fitted standardised; under RMSLE in log1p space first, as the tabular families fit it."""
+    is fitted standardised; under RMSLE in log1p space first, as the tabular families fit it. An
+    auxiliary target's missing label is NaN: its head's loss leaves that image out."""
     info = target_info(comp, train)
     heads, cols, start = [], [], 0
     for t in comp.targets:
@@ -122,12 +123,13 @@ def make_heads(comp: Competition, train: pd.DataFrame) -> tuple[list[Head], np.n
             raise SpecError(f"{comp.spec_file}: target {t.name!r} is multilabel, not yet supported by kk train")
         classes = info[t.name]["classes"]
         y = encode_target(train[t.name], classes).astype(np.float32)
+        y[train[t.name].isna().to_numpy()] = np.nan  # an auxiliary label left out of its head's loss
         if classes is None:
             log = comp.metric == "rmsle"
             if log and (y < 0).any():
                 raise DataError(f"{comp.name}: target {t.name!r} has negative values, which RMSLE cannot score")
             y = np.log1p(y) if log else y
-            mean, std = float(y.mean()), float(y.std() or 1.0)
+            mean, std = float(np.nanmean(y)), float(np.nanstd(y) or 1.0)
             heads.append(Head(t.name, start, 1, None, mean, std, t.submit, t.weight, log))
             y = (y - mean) / std
             start += 1

@@ -118,13 +118,20 @@ class Learner:
                    out.new_zeros(()))
 
     def head_losses(self, out: torch.Tensor, y: torch.Tensor, smoothing: float | None = None) -> list[torch.Tensor]:
-        """Each head's own loss, unweighted."""
+        """Each head's own loss, unweighted, the mean over the images that have its label (an
+        auxiliary target's missing label is NaN; a batch without any adds 0)."""
         smoothing = self.label_smoothing if smoothing is None else smoothing
         parts = []
         for i, h in enumerate(self.heads):
-            z = out[:, h.start:h.stop].float()
-            parts.append(F.mse_loss(z[:, 0], y[:, i]) if h.classes is None else
-                         F.cross_entropy(z, y[:, i].long(), label_smoothing=smoothing))
+            z, t = out[:, h.start:h.stop].float(), y[:, i]
+            known = ~torch.isnan(t)  # masked arithmetic, not indexing: no device sync in the step
+            n = known.sum().clamp(min=1)
+            if h.classes is None:
+                parts.append(((z[:, 0] - t.nan_to_num()) ** 2 * known).sum() / n)
+            else:
+                each = F.cross_entropy(z, t.nan_to_num(nan=-100.0).long(), ignore_index=-100,
+                                       label_smoothing=smoothing, reduction="none")
+                parts.append(each.sum() / n)
         return parts
 
     def optimizer(self, lr: float, body_lr: float, weight_decay: float) -> torch.optim.Optimizer:

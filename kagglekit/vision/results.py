@@ -127,6 +127,7 @@ def finish_run(writer: RunWriter, data: CompetitionData, ws: Workspace, folds: F
         for h in heads:
             if h.classes:
                 codes = encode_target(data.train[h.name], list(h.classes))[good]
+                codes = codes[codes >= 0]  # an auxiliary target's missing labels do not count
                 test[h.name][idx] = np.bincount(codes, minlength=len(h.classes)) / len(codes)
             else:
                 test[h.name][idx] = float(data.train[h.name].iloc[good].mean())
