@@ -12,7 +12,7 @@ from kagglekit.data import load_data
 from kagglekit.errors import DataError, OptionError
 from kagglekit.folds import get_folds
 from kagglekit.tabular import _workers, crossval
-from kagglekit.tabular._workers import can_fork, fold_workers, requested_workers, run_jobs
+from kagglekit.tabular._workers import can_fork, fold_workers, requested_workers, run_groups, run_jobs
 from kagglekit.tabular.features import build_features
 from kagglekit.workspace import resolve
 
@@ -71,6 +71,29 @@ def test_an_error_in_a_worker_reaches_the_caller_as_itself():
     assert not _workers._STATE
 
 
+def _wait_for_or_make(state, job):
+    """Job "wait" finishes only once job "make" has run: true only when both are queued at once."""
+    import time
+
+    flag = state["flag"]
+    if job == "make":
+        flag.write_text("made")
+        return "made"
+    for _ in range(100):
+        if flag.exists():
+            return "waited"
+        time.sleep(0.05)
+    raise DataError("the second group never started while the first was running")
+
+
+def test_run_groups_queues_every_group_at_once_and_yields_them_in_order(tmp_path):
+    state = {"flag": tmp_path / "flag"}
+    out = list(run_groups(_wait_for_or_make, [["wait"], ["make"]], state=state, workers=2))
+    assert out == [["waited"], ["made"]]
+    with pytest.raises(DataError, match="never started"):  # one after another, it cannot: the test can fail
+        list(run_groups(_wait_for_or_make, [["wait"], ["make"]], state={"flag": tmp_path / "flag2"}, workers=1))
+
+
 @pytest.mark.parametrize("model, task", [("lgbm", "binary"), ("linear", "multiclass"), ("nn", "regression"),
                                          ("rf", "regression")])
 def test_folds_in_workers_predict_what_folds_one_after_another_predict(ws, monkeypatch, model, task):
@@ -95,3 +118,19 @@ def test_folds_in_workers_predict_what_folds_one_after_another_predict(ws, monke
         np.testing.assert_allclose(a["y"], b["y"], rtol=1e-6, atol=1e-9)
     assert side_by_side.fold_scores == pytest.approx(one_by_one.fold_scores, abs=1e-9)
     assert side_by_side.importance.index.tolist() == one_by_one.importance.index.tolist()
+
+
+def test_cross_validate_yields_each_model_as_fit_predict_cv_would(ws, monkeypatch):
+    make_tabular(ws.root, task="binary", n=300, n_test=60)
+    _, comp = resolve("synth", ws)
+    data = load_data(comp, ws)
+    folds, feats = get_folds(data, ws), build_features(data)
+    monkeypatch.setattr(crossval, "fold_workers", lambda **kw: 2)
+    together = list(crossval.cross_validate(feats, data, folds, ["linear", "lgbm"],
+                                            params={"lgbm": {"n_estimators": 50}}))
+    assert [m for m, _ in together] == ["linear", "lgbm"]
+    for model, cv in together:
+        alone = crossval.fit_predict_cv(feats, data, folds, model, params={"lgbm": {"n_estimators": 50}}.get(model))
+        np.testing.assert_allclose(cv.oof["y"], alone.oof["y"], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(cv.test["y"], alone.test["y"], rtol=1e-6, atol=1e-9)
+    assert not np.allclose(together[0][1].oof["y"], together[1][1].oof["y"])  # two different models

@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
@@ -82,34 +82,47 @@ def requested_workers(environ: Mapping[str, str] = os.environ) -> int | None:
 
 def run_jobs(fn: Callable[[dict[str, Any], Any], Any], jobs: Sequence[Any], *, state: dict[str, Any],
              workers: int, on_done: Callable[[Any], None] | None = None) -> list[Any]:
-    """``[fn(state, job) for job in jobs]``, in ``workers`` forked processes when more than one.
-    ``on_done(job)`` runs here as each job finishes (a progress bar's tick); the results keep the
-    jobs' order. An exception in a worker is raised here, as it would be one after another."""
+    """``[fn(state, job) for job in jobs]``, in ``workers`` forked processes when more than one
+    (:func:`run_groups` with one group)."""
+    return next(run_groups(fn, [jobs], state=state, workers=workers, on_done=on_done))
+
+
+def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequence[Any]], *,
+               state: dict[str, Any], workers: int,
+               on_done: Callable[[Any], None] | None = None) -> Iterator[list[Any]]:
+    """Each group's ``[fn(state, job) for job in group]``, yielded group by group in their order.
+    With more than one worker every group's jobs are queued at once in one pool of forked
+    processes, so the cores go on to the next group while the last jobs of one finish; each group
+    is yielded when all its jobs are done. ``on_done(job)`` runs here as a job's result is
+    collected (a progress bar's tick); results keep the jobs' order. An exception in a worker is
+    raised here, as it would be one after another, and the queued jobs never start."""
     if workers <= 1:
-        out = []
-        for job in jobs:
-            out.append(fn(state, job))
-            if on_done is not None:
-                on_done(job)
-        return out
-    _STATE.update(state=state, fn=fn)
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        try:
-            futures = {pool.submit(_call, job): i for i, job in enumerate(jobs)}
-            results: list[Any] = [None] * len(jobs)
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
+        for group in groups:
+            out = []
+            for job in group:
+                out.append(fn(state, job))
                 if on_done is not None:
-                    on_done(jobs[i])
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # a failed fold: the queued ones never start
-            raise
-        pool.shutdown()
-        return results
+                    on_done(job)
+            yield out
+        return
+    _STATE.update(state=state, fn=fn)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        futures = [[pool.submit(_call, job) for job in group] for group in groups]
+        for group, futs in zip(groups, futures, strict=True):
+            index = {f: i for i, f in enumerate(futs)}
+            results: list[Any] = [None] * len(futs)
+            for fut in as_completed(futs):
+                results[index[fut]] = fut.result()
+                if on_done is not None:
+                    on_done(group[index[fut]])
+            yield results
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
         _STATE.clear()
+    pool.shutdown()
 
 
 def _call(job: Any) -> Any:

@@ -25,7 +25,7 @@ from ..spec import Competition
 from ..submissions import check_submission_format, submit_run
 from ..workspace import Workspace, resolve
 from ._base import is_large
-from .crossval import CVPredictions, fit_predict_cv
+from .crossval import CVPredictions, cross_validate
 from .features import TabularFeatures, build_features
 from .hooks import hook_digest
 from .models import create_model, default_models, missing_extra
@@ -151,29 +151,29 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
     store, dkey = RunStore(ws, comp.name), data_fingerprint(comp, ws)
     per_fold_limit = time_budget / (len(models) * folds.k) if time_budget else None
     bar = _progress(progress, len(models) * folds.k * repeats * len(comp.submitted_targets))
-    results: list[ModelResult] = []
-    first: Path | None = None
-    for model in models:
+    done, todo = {}, {}
+    for model in models:  # an identical finished run is reused; the others are trained
         config = _run_config(comp, feats, model, resolved[model], params.get(model) or {}, seed, time_budget, bags)
         fp = fingerprint({"kind": "tabular", **config}, dkey, folds.id)
         same = None if new else store.identical(fp)
-        if same is not None:
-            results.append(_reused(model, same, resolved[model]))
-            if bar is not None:
-                bar.update(folds.k * repeats * len(comp.submitted_targets))
-            continue
-        if bar is not None:
-            bar.set_description(model)
-        start = time.perf_counter()
-        cv = fit_predict_cv(feats, data, folds, model, params=params.get(model), seed=seed,
-                            time_limit=per_fold_limit and per_fold_limit / (bags * repeats), n_jobs=n_jobs,
-                            bags=bags, repeats=repeats,
-                            on_fold=(lambda _f: bar.update(1)) if bar is not None else None)
-        seconds = time.perf_counter() - start
+        done.update({model: _reused(model, same, resolved[model])} if same is not None else {})
+        todo.update({model: (config, fp)} if same is None else {})
+    if bar is not None:
+        bar.update(len(done) * folds.k * repeats * len(comp.submitted_targets))
+        bar.set_description(", ".join(todo))
+    first: Path | None = None
+    start = time.perf_counter()
+    for model, cv in cross_validate(feats, data, folds, list(todo), params=params, seed=seed,
+                                    time_limit=per_fold_limit and per_fold_limit / (bags * repeats), n_jobs=n_jobs,
+                                    bags=bags, repeats=repeats,
+                                    on_fold=(lambda _f: bar.update(1)) if bar is not None else None):
+        seconds, start = time.perf_counter() - start, time.perf_counter()  # since the previous family was done
+        config, fp = todo[model]
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
-        results.append(ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,
-                                   seconds, resolved[model]))
-        first = _family_done(results, data, ws, submit and len(models) > 1, bar) or first
+        done[model] = ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,
+                                  seconds, resolved[model])
+        first = _family_done(list(done.values()), data, ws, submit and len(models) > 1, bar) or first
+    results = [done[m] for m in models]
     if bar is not None:
         bar.close()
     result = BaselineResult(comp.name, comp.metric, results, feats.plan, fold_id=folds.id, first_submission=first,
