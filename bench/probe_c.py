@@ -57,7 +57,7 @@ def main() -> None:
     from kagglekit.data import load_data
     from kagglekit.folds import get_folds
     from kagglekit.scaffold import new_competition
-    from kagglekit.vision.learner import PROBE_C_GRID
+    from kagglekit.vision.probe import PROBE_C_GRID
     from kagglekit.workspace import Workspace
 
     warnings.filterwarnings("ignore", category=FutureWarning)

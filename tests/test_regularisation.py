@@ -16,6 +16,7 @@ from kagglekit.vision import TrainConfig, train  # noqa: E402
 from kagglekit.vision.fold import Checkpointer  # noqa: E402
 from kagglekit.vision.learner import Learner  # noqa: E402
 from kagglekit.vision.model import Head, create_vision_model, param_groups  # noqa: E402
+from kagglekit.vision.probe import choose_c, fit_head  # noqa: E402
 
 from .conftest import make_images  # noqa: E402
 
@@ -35,9 +36,35 @@ def test_probe_c_by_inner_cv_regularises_noisy_features():
     model.classifier = torch.nn.Linear(d, 3)
     learner = Learner(model, [Head("y", 0, 3, ("a", "b", "c"))], torch.device("cpu"))
     feats, ys, ids = torch.from_numpy(x), torch.from_numpy(y[:, None].astype(np.float32)), torch.arange(n)
-    (c,), losses = learner.choose_c(feats, ys, ids)
+    (c,), losses = choose_c(learner, feats, ys, ids)
     assert c < 1.0 and losses[c][0] < losses[1.0][0]
-    assert learner.fit_head(feats, ys, l2=1 / (2 * n * 1.0)) < learner.fit_head(feats, ys, l2=1 / (2 * n * c))
+    assert fit_head(learner, feats, ys, l2=1 / (2 * n * 1.0)) < fit_head(learner, feats, ys, l2=1 / (2 * n * c))
+
+
+def test_a_heads_probe_does_not_depend_on_the_other_heads():
+    """One linear layer: each head's rows are fitted on their own, so a near-separable auxiliary head
+    (which wants many L-BFGS steps) leaves the other head's fit exactly as it is alone. Fitted
+    jointly under one step budget, it would not be (fashion-products' inner CV then chose 10x
+    smaller Cs for every head once three auxiliary heads joined)."""
+    rng = np.random.default_rng(2)
+    n, d = 300, 64
+    x = torch.from_numpy(rng.normal(size=(n, d)).astype(np.float32))
+    kind = ((x[:, 0] + rng.normal(size=n).astype(np.float32)) > 0).float()
+    separable = (x[:, 1:20].sum(1) > 0).float()
+
+    def fitted(heads: list, ys: torch.Tensor, max_iter: int = 15) -> torch.Tensor:
+        model = timm.create_model("test_efficientnet", pretrained=False, num_classes=sum(h.size for h in heads))
+        model.classifier = torch.nn.Linear(d, sum(h.size for h in heads))
+        torch.nn.init.zeros_(model.classifier.weight), torch.nn.init.zeros_(model.classifier.bias)
+        fit_head(Learner(model, heads, torch.device("cpu")), x, ys, l2=[1 / (2 * n * 0.3), 1 / (2 * n * 100.0)][
+            :len(heads)], max_iter=max_iter)
+        return model.classifier.weight[:2].detach().clone()
+
+    alone = fitted([Head("kind", 0, 2, ("0", "1"))], kind[:, None])
+    both = fitted([Head("kind", 0, 2, ("0", "1")), Head("sep", 2, 2, ("0", "1"), submit=False)],
+                  torch.stack([kind, separable], 1))
+    torch.testing.assert_close(both, alone)
+    assert not torch.allclose(fitted([Head("kind", 0, 2, ("0", "1"))], kind[:, None], max_iter=2), alone)
 
 
 def test_probe_c_per_head_when_the_targets_want_different_regularisation():
@@ -55,12 +82,12 @@ def test_probe_c_per_head_when_the_targets_want_different_regularisation():
     learner = Learner(model, heads, torch.device("cpu"))
     ys = torch.from_numpy(np.stack([clean, noisy], 1))
     tr, va = slice(0, 200), slice(200, None)
-    cs, losses = learner.choose_c(torch.from_numpy(x[tr]), ys[tr], torch.arange(200))
+    cs, losses = choose_c(learner, torch.from_numpy(x[tr]), ys[tr], torch.arange(200))
     assert cs[0] > cs[1], (cs, losses)
     shared = min(losses, key=lambda c: losses[c].sum())
 
     def held_out(c_each: list[float]) -> np.ndarray:
-        learner.fit_head(torch.from_numpy(x[tr]), ys[tr], l2=[1 / (2 * 200 * c) for c in c_each])
+        fit_head(learner, torch.from_numpy(x[tr]), ys[tr], l2=[1 / (2 * 200 * c) for c in c_each])
         with torch.no_grad():
             out = model.get_classifier()(torch.from_numpy(x[va]))
             return np.array([float(p) for p in learner.head_losses(out, ys[va], smoothing=0.0)])

@@ -18,6 +18,7 @@ from kagglekit.errors import DataError, SpecError  # noqa: E402
 from kagglekit.vision import train  # noqa: E402
 from kagglekit.vision.learner import Learner, OneCycle  # noqa: E402
 from kagglekit.vision.model import Head, create_vision_model  # noqa: E402
+from kagglekit.vision.probe import fit_head  # noqa: E402
 from kagglekit.workspace import PACKAGED_COMPETITIONS  # noqa: E402
 
 from .conftest import write_spec  # noqa: E402
@@ -61,7 +62,7 @@ def test_linear_probe_matches_logistic_regression():
     model = timm.create_model("test_efficientnet", pretrained=False, num_classes=3)
     model.classifier = torch.nn.Linear(16, 3)
     learner = Learner(model, [Head("y", 0, 3, ("0", "1", "2"))], torch.device("cpu"))
-    learner.fit_head(torch.from_numpy(x), torch.from_numpy(y[:, None]))
+    fit_head(learner, torch.from_numpy(x), torch.from_numpy(y[:, None]))
     with torch.no_grad():
         ours = model.classifier(torch.from_numpy(x)).softmax(1).numpy()
     ref = LogisticRegression(C=1.0, max_iter=5000, tol=1e-8).fit(x, y).predict_proba(x)

@@ -29,6 +29,7 @@ from .model import (
     set_body_trainable,
     split_outputs,
 )
+from .probe import choose_c, fit_head
 
 
 class Checkpointer:
@@ -254,8 +255,9 @@ def _run_phase(ctx: FoldContext, pi: int, kind: str, size: int, epochs: int, poi
         t = time.perf_counter()
         feats, feat_y, ids = learner.features(ctx.loaders(ctx.tr, size, train=False), flip=cfg.flip)
         learner.opt, learner.sched = None, None
-        cs = learner.choose_c(feats, feat_y, ids)[0] if cfg.probe_c == "auto" else [float(cfg.probe_c)] * len(ctx.heads)
-        loss = learner.fit_head(feats, feat_y, l2=[1.0 / (2 * len(feats) * c) for c in cs])
+        auto = cfg.probe_c == "auto"
+        cs = choose_c(learner, feats, feat_y, ids)[0] if auto else [float(cfg.probe_c)] * len(ctx.heads)
+        loss = fit_head(learner, feats, feat_y, l2=[1.0 / (2 * len(feats) * c) for c in cs])
         head = ctx.model.get_classifier()
         head.load_state_dict(ctx.dist.broadcast(head.state_dict()))  # every process: rank 0's head
         shown = {"probe_c": cs[0]} if len(cs) == 1 else {f"probe_c:{h.name}": c

@@ -28,7 +28,20 @@ def torch_device(device: str, local_rank: int = 0) -> torch.device:
 
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-PROBE_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # the linear probe's C, chosen by inner cross-validation
+
+
+def head_loss(h: Head, out: torch.Tensor, t: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Head ``h``'s loss on its slice of ``out`` against its labels ``t``: cross-entropy for classes,
+    MSE for (standardised) values, the mean over the images that have a label (an auxiliary target's
+    missing label is NaN; a batch without any adds 0)."""
+    z = out[:, h.start:h.start + h.size].float()
+    known = ~torch.isnan(t)  # masked arithmetic, not indexing: no device sync in the step
+    n = known.sum().clamp(min=1)
+    if h.classes is None:
+        return ((z[:, 0] - t.nan_to_num()) ** 2 * known).sum() / n
+    each = F.cross_entropy(z, t.nan_to_num(nan=-100.0).long(), ignore_index=-100, label_smoothing=smoothing,
+                           reduction="none")
+    return each.sum() / n
 
 
 @dataclass
@@ -121,18 +134,7 @@ class Learner:
         """Each head's own loss, unweighted, the mean over the images that have its label (an
         auxiliary target's missing label is NaN; a batch without any adds 0)."""
         smoothing = self.label_smoothing if smoothing is None else smoothing
-        parts = []
-        for i, h in enumerate(self.heads):
-            z, t = out[:, h.start:h.stop].float(), y[:, i]
-            known = ~torch.isnan(t)  # masked arithmetic, not indexing: no device sync in the step
-            n = known.sum().clamp(min=1)
-            if h.classes is None:
-                parts.append(((z[:, 0] - t.nan_to_num()) ** 2 * known).sum() / n)
-            else:
-                each = F.cross_entropy(z, t.nan_to_num(nan=-100.0).long(), ignore_index=-100,
-                                       label_smoothing=smoothing, reduction="none")
-                parts.append(each.sum() / n)
-        return parts
+        return [head_loss(h, out, y[:, i], smoothing) for i, h in enumerate(self.heads)]
 
     def optimizer(self, lr: float, body_lr: float, weight_decay: float) -> torch.optim.Optimizer:
         groups = param_groups(self.model, lr, body_lr, weight_decay, self.layer_decay if lr != body_lr else None)
@@ -222,62 +224,6 @@ class Learner:
             k += len(x)
         parts = self.dist.all_gather((torch.cat(feats), torch.cat(ys), torch.cat(ids)))
         return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
-
-    def fit_head(self, feats: torch.Tensor, y: torch.Tensor, l2: float | list[float] | None = None,
-                 max_iter: int = 200, head: Any = None) -> float:
-        """Linear probing: fit the classifier alone on frozen features to the optimum of the loss
-        + ``l2`` x ||W||^2 (full batch, L-BFGS; scikit-learn's multinomial LogisticRegression with
-        C=1 when ``l2`` is None, C=c with ``l2`` = 1 / (2 n c)); a list: one ``l2`` per head, on its
-        rows of a one-layer classifier. Seconds instead of an epoch through the body, and the
-        fine-tuning that follows starts from the best head the features allow (LP-FT, Kumar et al.
-        2022). ``head``: fit this copy instead of the model's own classifier. Returns the final
-        training loss."""
-        head = self.model.get_classifier() if head is None else head
-        weights = [p for n, p in head.named_parameters() if n.endswith("weight")]
-        l2 = 1.0 / (2 * len(feats)) if l2 is None else l2[0] if isinstance(l2, list) and len(set(l2)) == 1 else l2
-        rows = None if not isinstance(l2, list) else torch.cat(  # one l2 a head: only for one linear layer
-            [torch.full((h.size, 1), v) for h, v in zip(self.heads, l2, strict=True)]).to(self.device)
-        opt = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=max_iter, history_size=20,
-                                line_search_fn="strong_wolfe")
-        feats, y = feats.to(self.device), y.to(self.device)
-
-        def closure() -> torch.Tensor:  # a logistic regression: the plain loss (label smoothing is fine-tuning's)
-            opt.zero_grad(set_to_none=True)
-            penalty = (rows * weights[0] ** 2).sum() if rows is not None else l2 * sum((w ** 2).sum() for w in weights)
-            loss = self.loss(head(feats), y, smoothing=0.0) + penalty
-            loss.backward()
-            return loss
-
-        head.train()
-        opt.step(closure)
-        with torch.no_grad():
-            return float(self.loss(head(feats), y, smoothing=0.0))
-
-    def choose_c(self, feats: torch.Tensor, y: torch.Tensor, ids: torch.Tensor,
-                 grid: tuple[float, ...] = PROBE_C_GRID, k: int = 3) -> tuple[list[float], dict[float, np.ndarray]]:
-        """The probe's inverse regularisation C (scikit-learn's meaning) with the lowest held-out loss
-        in a ``k``-fold cross-validation over the training images (an image's views stay together):
-        C=1 fits 800 flower photos to a training loss of 0.005 and is over-confident on new ones.
-        Each head gets its own C when the classifier is one linear layer (the heads are then
-        independent problems: fashion-products' subCategory wants C=0.3, its baseColour 0.03, and
-        one shared C cost the probe 0.006 accuracy on subCategory); else one C for all.
-        Returns (C of each head, held-out loss of each head for each C)."""
-        fold = ids % k
-        losses: dict[float, np.ndarray] = {}
-        for c in grid:
-            total = np.zeros(len(self.heads))
-            for f in range(k):
-                tr, va = fold != f, fold == f
-                head = copy.deepcopy(self.model.get_classifier())
-                self.fit_head(feats[tr], y[tr], l2=1.0 / (2 * int(tr.sum()) * c), head=head)
-                with torch.no_grad():
-                    parts = self.head_losses(head(feats[va].to(self.device)), y[va].to(self.device), smoothing=0.0)
-                total += np.array([float(p) for p in parts]) * int(va.sum())
-            losses[c] = total / len(feats)
-        if isinstance(self.model.get_classifier(), torch.nn.Linear):
-            return [min(grid, key=lambda c: losses[c][i]) for i in range(len(self.heads))], losses
-        w = np.array([h.weight for h in self.heads])
-        return [min(grid, key=lambda c: float(w @ losses[c]))] * len(self.heads), losses
 
     @torch.no_grad()
     def loss_of(self, out: np.ndarray, y: np.ndarray, per_head: bool = False) -> Any:
