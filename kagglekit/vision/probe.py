@@ -2,10 +2,10 @@
 Kumar et al. 2022), each head's regularisation chosen by an inner cross-validation.
 
 A classifier of one linear layer holds independent problems, one a head (its rows of the layer), so
-each head is fitted on its own: one L-BFGS over all of them moves at the pace of the hardest. On
-fashion-products at 128 px, fitted together, the three submitted heads' inner CV chose C = 0.3,
-0.1 and 0.03 with no auxiliary head and 0.03, 0.01, 0.01 beside masterCategory, usage and season
-(masterCategory wants C = 1, and its near-separable rows slowed the joint fit for every head).
+each head is fitted on its own: one L-BFGS over all of them shares one step budget and moves at the
+pace of the hardest, so a submitted head's probe, and the C its inner CV chooses, would change when
+an auxiliary head joins (``tests/test_regularisation.py``; on real features:
+``bench/probe_heads.py``).
 """
 
 from __future__ import annotations
