@@ -29,7 +29,6 @@ from .model import (
     set_body_trainable,
     split_outputs,
 )
-from .probe import choose_c, fit_head
 
 
 class Checkpointer:
@@ -255,6 +254,8 @@ def _run_phase(ctx: FoldContext, pi: int, kind: str, size: int, epochs: int, poi
         t = time.perf_counter()
         feats, feat_y, ids = learner.features(ctx.loaders(ctx.tr, size, train=False), flip=cfg.flip)
         learner.opt, learner.sched = None, None
+        from .probe import choose_c, fit_head  # torch: imported when a fold trains, not with kagglekit
+
         auto = cfg.probe_c == "auto"
         cs = choose_c(learner, feats, feat_y, ids)[0] if auto else [float(cfg.probe_c)] * len(ctx.heads)
         loss = fit_head(learner, feats, feat_y, l2=[1.0 / (2 * len(feats) * c) for c in cs])
