@@ -12,7 +12,7 @@ from kagglekit.data import load_data
 from kagglekit.errors import DataError, OptionError
 from kagglekit.folds import get_folds
 from kagglekit.tabular import _workers, crossval
-from kagglekit.tabular._workers import can_fork, fold_workers, requested_workers, run_groups, run_jobs
+from kagglekit.tabular._workers import can_fork, fold_workers, requested_workers, run_groups
 from kagglekit.tabular.features import build_features
 from kagglekit.workspace import resolve
 
@@ -53,21 +53,21 @@ def _pid_and_square(state, job):
     return os.getpid(), job * job
 
 
-def test_run_jobs_keeps_the_jobs_order_and_runs_in_other_processes():
+def test_run_groups_keeps_the_jobs_order_and_runs_in_other_processes():
     done = []
-    out = run_jobs(_pid_and_square, list(range(7)), state={"bad": None}, workers=2, on_done=done.append)
+    out, = run_groups(_pid_and_square, [list(range(7))], state={"bad": None}, workers=2, on_done=done.append)
     assert [sq for _, sq in out] == [j * j for j in range(7)]
     assert sorted(done) == list(range(7))
     pids = {pid for pid, _ in out}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert not _workers._STATE  # nothing left behind for the next pool
-    inline = run_jobs(_pid_and_square, [3], state={"bad": None}, workers=1)
+    inline, = run_groups(_pid_and_square, [[3]], state={"bad": None}, workers=1)
     assert inline == [(os.getpid(), 9)]
 
 
 def test_an_error_in_a_worker_reaches_the_caller_as_itself():
     with pytest.raises(DataError, match="job 4 is bad"):
-        run_jobs(_pid_and_square, list(range(8)), state={"bad": 4}, workers=2)
+        list(run_groups(_pid_and_square, [list(range(8))], state={"bad": 4}, workers=2))
     assert not _workers._STATE
 
 

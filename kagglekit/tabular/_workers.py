@@ -83,13 +83,6 @@ def requested_workers(environ: Mapping[str, str] = os.environ) -> int | None:
     return int(raw)
 
 
-def run_jobs(fn: Callable[[dict[str, Any], Any], Any], jobs: Sequence[Any], *, state: dict[str, Any],
-             workers: int, on_done: Callable[[Any], None] | None = None) -> list[Any]:
-    """``[fn(state, job) for job in jobs]``, in ``workers`` forked processes when more than one
-    (:func:`run_groups` with one group)."""
-    return next(run_groups(fn, [jobs], state=state, workers=workers, on_done=on_done))
-
-
 def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequence[Any]], *,
                state: dict[str, Any], workers: int,
                on_done: Callable[[Any], None] | None = None) -> Iterator[list[Any]]:
