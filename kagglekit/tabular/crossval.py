@@ -68,10 +68,10 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
     if repeats > 1 and only_folds is not None:
         raise OptionError("repeats: repeated k-fold trains every fold of each split, not a subset of folds")
     plan = _plan(feats, data, folds, repeats, only_folds)
-    jobs = [[_FoldJob(m, t, r, f, tr, va) for t, r, f, tr, va in plan["folds"]] for m in models]
+    jobs = [[_FoldJob(m, t, r, f, tr, va) for t, r, f, tr, va in plan.folds] for m in models]
     workers = fold_workers(cores=default_n_jobs(), cells=feats.train.shape[0] * feats.train.shape[1],
                            fits=sum(map(len, jobs)), n_jobs=n_jobs, fork=can_fork(), requested=requested_workers())
-    state = dict(feats=feats, ys=plan["ys"], targets=plan["targets"], n_rows=len(data.train), params=params or {},
+    state = dict(feats=feats, ys=plan.ys, targets=plan.targets, n_rows=len(data.train), params=params or {},
                  seed=seed, bags=bags, time_limit=time_limit, predict_test=predict_test,
                  n_jobs=n_jobs if workers == 1 else 1)
     done = run_groups(_fit_fold, jobs, state=state, workers=workers,
@@ -80,33 +80,43 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
         yield model, _assemble(plan, data, folds, group, fitted, bags, repeats, n_test=len(feats.test))
 
 
-def _plan(feats: TabularFeatures, data: CompetitionData, folds: Folds, repeats: int,
-          only_folds: list[int] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Plan:
     """What every model's cross-validation shares: the targets as fitted, the splits and their folds."""
+
+    targets: dict[str, dict[str, Any]]
+    from_space: Any  # back from the space the models fit in (expm1 for RMSLE)
+    ys: dict[str, np.ndarray]
+    splits: int
+    fold_ids: list[int]
+    folds: list[tuple[str, int, int, np.ndarray, np.ndarray]]  # (target, repeat, fold, train rows, valid rows)
+
+
+def _plan(feats: TabularFeatures, data: CompetitionData, folds: Folds, repeats: int,
+          only_folds: list[int] | None) -> _Plan:
     comp = data.comp
     targets = target_info(comp, data.train)
     to_space, from_space = log_space(comp.metric)
     splits = repeated_folds(data, folds, repeats)
     ys = {t.name: _target_values(data, t, targets[t.name]["classes"], to_space) for t in comp.submitted_targets}
-    return {"targets": targets, "from_space": from_space, "ys": ys, "splits": len(splits),
-            "fold_ids": [f for f, _, _ in folds.split(only_folds)],
-            "folds": [(t.name, r, f, tr, va) for t in comp.submitted_targets for r, split in enumerate(splits)
-                      for f, tr, va in split.split(only_folds)]}
+    return _Plan(targets, from_space, ys, len(splits), [f for f, _, _ in folds.split(only_folds)],
+                 [(t.name, r, f, tr, va) for t in comp.submitted_targets for r, split in enumerate(splits)
+                  for f, tr, va in split.split(only_folds)])
 
 
-def _assemble(plan: dict[str, Any], data: CompetitionData, folds: Folds, jobs: list[_FoldJob],
+def _assemble(plan: _Plan, data: CompetitionData, folds: Folds, jobs: list[_FoldJob],
               fitted: list[_FoldFit], bags: int, repeats: int, n_test: int) -> CVPredictions:
     """One model's fold fits put together: OOF (the mean over repeats, in the metric's space), the
     test prediction (the mean of every fit, added up in the folds' order), scores and importance."""
-    comp, targets, from_space, fold_ids = data.comp, plan["targets"], plan["from_space"], plan["fold_ids"]
+    comp, targets, from_space, fold_ids = data.comp, plan.targets, plan.from_space, plan.fold_ids
     oof: dict[str, np.ndarray] = {}
     test: dict[str, np.ndarray] = {}
-    per_split: list[dict[str, np.ndarray]] = [{} for _ in range(plan["splits"])]
+    per_split: list[dict[str, np.ndarray]] = [{} for _ in range(plan.splits)]
     fits = len(fold_ids) * bags * repeats
     for t in comp.submitted_targets:
-        classes, y = targets[t.name]["classes"], plan["ys"][t.name]
+        classes, y = targets[t.name]["classes"], plan.ys[t.name]
         test_t = np.zeros((n_test, len(classes)) if classes else n_test)
-        for r in range(plan["splits"]):
+        for r in range(plan.splits):
             oof_r = np.full((len(y), len(classes)) if classes else len(y), np.nan)
             for job, fit in zip(jobs, fitted, strict=True):
                 if (job.target, job.repeat) == (t.name, r):
