@@ -3,7 +3,7 @@ import pytest
 from sklearn import metrics as skm
 
 from kagglekit.errors import SpecError
-from kagglekit.metrics import get_metric, list_metrics, map_at_k
+from kagglekit.metrics import binary_auc, get_metric, list_metrics, map_at_k
 
 
 @pytest.fixture
@@ -33,6 +33,29 @@ def test_binary_auc_takes_positive_class_probability(rng):
     p = np.column_stack([1 - p1, p1])
     assert get_metric("auc")(y, p) == pytest.approx(skm.roc_auc_score(y, p1))
     assert get_metric("logloss")(y, p) == pytest.approx(skm.log_loss(y, p1))
+
+
+@pytest.mark.parametrize("decimals", [None, 2, 0])
+def test_rank_auc_equals_sklearn_with_and_without_ties(rng, decimals):
+    """The rank formula kk uses for a 0/1 target (ties counted a half) against the trapezoids of
+    scikit-learn's ROC curve: rounding to 0 decimals leaves mostly ties."""
+    for n in (3, 40, 3000):
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = rng.normal(size=n) + y
+        if decimals is not None:
+            s = np.round(s, decimals)
+        assert binary_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+        assert binary_auc(y.astype(bool), -s) == pytest.approx(skm.roc_auc_score(y, -s), abs=1e-12)
+
+
+def test_rank_auc_leaves_the_edge_cases_to_sklearn():
+    with pytest.warns(UserWarning, match="one class|Only one"):  # undefined: scikit-learn's nan and warning
+        assert np.isnan(binary_auc(np.zeros(5), np.arange(5.0)))
+    with pytest.raises(ValueError, match="NaN"):
+        binary_auc(np.array([0, 1, 0]), np.array([0.1, np.nan, 0.3]))
+    labels, s = np.array([2, 5, 5, 2]), np.array([0.1, 0.8, 0.7, 0.2])  # not 0/1: sklearn's positive class
+    assert binary_auc(labels, s) == skm.roc_auc_score(labels, s) == 1.0
 
 
 def test_regression_metrics_match_sklearn(rng):

@@ -24,9 +24,9 @@ def adversarial_auc(train_x: pd.DataFrame, test_x: pd.DataFrame, *, k: int = 5, 
     """Cross-validated AUC of LightGBM telling ``test_x`` rows from ``train_x`` rows.
     Returns (AUC, out-of-fold P(test) of the train rows, share of gain per feature)."""
     import lightgbm as lgb
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
+    from ..metrics import binary_auc
     from ..tabular._base import auto_n_jobs  # one thread on small tables, as the families use
 
     x = pd.concat([train_x, test_x], ignore_index=True)
@@ -35,7 +35,9 @@ def adversarial_auc(train_x: pd.DataFrame, test_x: pd.DataFrame, *, k: int = 5, 
     gain = pd.Series(0.0, index=x.columns)
     cats = [c for c in categorical if c in x.columns]
     for tr, va in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, is_test):
-        model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31, subsample=0.8,
+        # 100 rounds at 0.1: the AUC of 200 at 0.05 on real tables (titanic 0.50, Stack Overflow's
+        # random split 0.50, bike sharing's days 1.00) in 0.42 of the time, which kk new spends
+        model = lgb.LGBMClassifier(n_estimators=100, learning_rate=0.1, num_leaves=31, subsample=0.8,
                                    subsample_freq=1, colsample_bytree=0.8, random_state=seed, verbose=-1,
                                    n_jobs=auto_n_jobs(x, None))
         with warnings.catch_warnings():
@@ -44,14 +46,14 @@ def adversarial_auc(train_x: pd.DataFrame, test_x: pd.DataFrame, *, k: int = 5, 
             oof[va] = np.asarray(model.predict_proba(x.iloc[va]))[:, 1]
         gain += model.booster_.feature_importance("gain")
     total = gain.sum()
-    return float(roc_auc_score(is_test, oof)), oof[:len(train_x)], gain / total if total > 0 else gain
+    return binary_auc(is_test, oof), oof[:len(train_x)], gain / total if total > 0 else gain
 
 
 def single_feature_auc(train_col: pd.Series, test_col: pd.Series, bins: int = 64, seed: int = 0) -> float:
     """Train-vs-test AUC of one feature alone: P(test | value bin), estimated on one half of the
     rows and scored on the other (both ways), so a feature with many distinct values does not
     look separating by chance. Symmetric: 0.5 means no signal, 1.0 full separation."""
-    from sklearn.metrics import roc_auc_score
+    from ..metrics import binary_auc
 
     values = pd.concat([train_col, test_col], ignore_index=True)
     if values.nunique(dropna=False) > bins and pd.api.types.is_numeric_dtype(values):
@@ -70,7 +72,7 @@ def single_feature_auc(train_col: pd.Series, test_col: pd.Series, bins: int = 64
         score[apply] = pd.Series(codes[apply]).map(rate).fillna(prior).to_numpy()
     if len(np.unique(is_test)) < 2:
         return 0.5
-    auc = float(roc_auc_score(is_test, score))
+    auc = binary_auc(is_test, score)
     return max(auc, 1 - auc)
 
 

@@ -52,7 +52,7 @@ def repeated_rows(feats: Any, data: CompetitionData | None = None) -> list[str]:
 def order_leaks(data: CompetitionData, t: Target) -> list[str]:
     """Row order, or a numeric id, that predicts target ``t``: AUC for a binary target, Spearman
     correlation for a number."""
-    from sklearn.metrics import roc_auc_score
+    from ..metrics import binary_auc
 
     comp, y = data.comp, data.train[t.name]
     signals: dict[str, pd.Series] = {"row order": pd.Series(np.arange(len(y)), index=y.index)}
@@ -66,7 +66,7 @@ def order_leaks(data: CompetitionData, t: Target) -> list[str]:
             codes = pd.factorize(y)[0]
             if t.task != "binary" or len(set(codes)) != 2:
                 continue
-            a = roc_auc_score(codes, s.rank())
+            a = binary_auc(codes, s.rank().to_numpy())
             strength, bar, label = max(a, 1 - a), 0.6, f"AUC {max(a, 1 - a):.2f}"
         else:
             strength = abs(s.corr(pd.to_numeric(y, errors="coerce"), method="spearman"))
