@@ -94,33 +94,6 @@ def test_run_groups_queues_every_group_at_once_and_yields_them_in_order(tmp_path
         list(run_groups(_wait_for_or_make, [["wait"], ["make"]], state={"flag": tmp_path / "flag2"}, workers=1))
 
 
-def _has_module(state, job):
-    import sys
-
-    return os.getpid(), state["module"] in sys.modules
-
-
-def test_a_groups_imports_happen_once_before_its_pool_forks(tmp_path, monkeypatch):
-    """The group that needs a module runs in processes forked after this one imported it (they
-    inherit it); the group that does not runs in a pool forked before, whose workers never import it;
-    the other queue order, and the sequential path, give the same results in the groups' order."""
-    import sys
-
-    name = f"kk_heavy_{os.getpid()}"
-    (tmp_path / f"{name}.py").write_text("LOADED = True\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    groups = [[0, 1, 2], [3, 4]]
-    out = list(run_groups(_has_module, groups, state={"module": name}, workers=2, imports=[(), (name,)]))
-    assert [[has for _, has in g] for g in out] == [[False] * 3, [True] * 2]
-    assert not {pid for pid, _ in out[0]} & {pid for pid, _ in out[1]}  # two pools, not one
-    assert name in sys.modules and os.getpid() not in {pid for g in out for pid, _ in g}
-    del sys.modules[name]
-    first = list(run_groups(_has_module, groups, state={"module": name}, workers=2, imports=[(name,), ()]))
-    assert [[has for _, has in g] for g in first] == [[True] * 3, [False] * 2]  # yielded in the groups' order
-    missing = list(run_groups(_pid_and_square, [[2]], state={"bad": None}, workers=2, imports=[("kk_not_a_module",)]))
-    assert [sq for _, sq in missing[0]] == [4]  # a module that is not installed is the job's to report
-
-
 @pytest.mark.parametrize("model, task", [("lgbm", "binary"), ("linear", "multiclass"), ("nn", "regression"),
                                          ("rf", "regression")])
 def test_folds_in_workers_predict_what_folds_one_after_another_predict(ws, monkeypatch, model, task):

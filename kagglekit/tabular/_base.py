@@ -68,7 +68,6 @@ class TabularModel:
 
     name = "base"
     defaults: dict[str, Any] = {}
-    imports: tuple[str, ...] = ()  # modules a fit imports beyond the shared ones: imported once, before forking
 
     def __init__(self, *, task: str, n_classes: int = 0, params: dict[str, Any] | None = None, seed: int = 42,
                  n_jobs: int | None = None, time_limit: float | None = None, n_rows: int | None = None):

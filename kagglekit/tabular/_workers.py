@@ -6,9 +6,7 @@ Threads would not do: the neural family's many small steps hold Python's lock (m
 slowed from 7.9 to 14.8 s beside the other families in threads). Processes forked from this one
 inherit its imports and data, so a worker starts in milliseconds and nothing is pickled but the fold's
 row indices and its predictions. ``kk baseline`` queues every family's folds at once
-(:func:`run_groups`), so no core waits while another finishes a family's last fold; a family that
-imports a module of its own (torch) gets a pool forked after this process has imported it, once,
-while the other families' folds run. Where ``fork``
+(:func:`run_groups`), so no core waits while another finishes a family's last fold. Where ``fork``
 is not the platform's way (Windows, macOS, whose system libraries are not fork-safe) folds run one
 after another, as they do on one core.
 
@@ -20,13 +18,11 @@ of ``bench/tabular_suite.py`` every submission scored the same either way.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from ..errors import OptionError
@@ -88,19 +84,14 @@ def requested_workers(environ: Mapping[str, str] = os.environ) -> int | None:
 
 
 def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequence[Any]], *,
-               state: dict[str, Any], workers: int, on_done: Callable[[Any], None] | None = None,
-               imports: Sequence[Sequence[str]] | None = None) -> Iterator[list[Any]]:
+               state: dict[str, Any], workers: int,
+               on_done: Callable[[Any], None] | None = None) -> Iterator[list[Any]]:
     """Each group's ``[fn(state, job) for job in group]``, yielded group by group in their order.
-    With more than one worker every group's jobs are queued at once in forked processes, so the
-    cores go on to the next group while the last jobs of one finish; each group is yielded when all
-    its jobs are done. ``on_done(job)`` runs here as a job's result is collected (a progress bar's
-    tick); results keep the jobs' order. An exception in a worker is raised here, as it would be one
-    after another, and the queued jobs never start.
-
-    ``imports[i]``: modules group ``i``'s jobs import (torch for the neural family). The groups
-    without them start at once in one pool; this process then imports the modules, beside those
-    workers, and forks the pool of the groups that need them, so a module is imported once, not once
-    a worker (torch: about 2 s of a core each)."""
+    With more than one worker every group's jobs are queued at once in one pool of forked
+    processes, so the cores go on to the next group while the last jobs of one finish; each group
+    is yielded when all its jobs are done. ``on_done(job)`` runs here as a job's result is
+    collected (a progress bar's tick); results keep the jobs' order. An exception in a worker is
+    raised here, as it would be one after another, and the queued jobs never start."""
     if workers <= 1:
         for group in groups:
             out = []
@@ -110,11 +101,10 @@ def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequen
                     on_done(job)
             yield out
         return
-    needs = [tuple(imports[i]) if imports else () for i in range(len(groups))]
     _STATE.update(state=state, fn=fn)
-    pools: list[ProcessPoolExecutor] = []
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        futures = _submit_by_imports(groups, needs, workers, pools)
+        futures = [[pool.submit(_call, job) for job in group] for group in groups]
         for group, futs in zip(groups, futures, strict=True):
             index = {f: i for i, f in enumerate(futs)}
             results: list[Any] = [None] * len(futs)
@@ -124,31 +114,11 @@ def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequen
                     on_done(group[index[fut]])
             yield results
     except BaseException:
-        for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
         _STATE.clear()
-    for pool in pools:
-        pool.shutdown()
-
-
-def _submit_by_imports(groups: Sequence[Sequence[Any]], needs: list[tuple[str, ...]], workers: int,
-                       pools: list[ProcessPoolExecutor]) -> list[list[Future]]:
-    """A pool a set of modules, those already imported first; each forks at its first submit,
-    after this process has imported its modules (a module that is not installed is left to the job
-    to report)."""
-    futures: list[list[Future]] = [[] for _ in groups]
-    for modules in sorted(dict.fromkeys(needs), key=lambda m: not all(name in sys.modules for name in m)):
-        for name in modules:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(name)
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        pools.append(pool)
-        for i, group in enumerate(groups):
-            if needs[i] == modules:
-                futures[i] = [pool.submit(_call, job) for job in group]
-    return futures
+    pool.shutdown()
 
 
 def _call(job: Any) -> Any:

@@ -20,7 +20,7 @@ from ..spec import Target
 from ._base import default_n_jobs
 from ._workers import can_fork, fold_workers, requested_workers, run_groups
 from .features import TabularFeatures
-from .models import create_model, model_imports
+from .models import create_model
 from .preprocess import TabularPreprocessor
 
 
@@ -74,7 +74,7 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
     state = dict(feats=feats, ys=plan.ys, targets=plan.targets, n_rows=len(data.train), params=params or {},
                  seed=seed, bags=bags, time_limit=time_limit, predict_test=predict_test,
                  n_jobs=n_jobs if workers == 1 else 1)
-    done = run_groups(_fit_fold, jobs, state=state, workers=workers, imports=[model_imports(m) for m in models],
+    done = run_groups(_fit_fold, jobs, state=state, workers=workers,
                       on_done=(lambda job: on_fold(job.fold)) if on_fold is not None else None)
     for model, group, fitted in zip(models, jobs, done, strict=True):
         yield model, _assemble(plan, data, folds, group, fitted, bags, repeats, n_test=len(feats.test))

@@ -20,7 +20,7 @@ from ._base import MODELS, TabularModel, auto_n_jobs, default_n_jobs, is_large, 
 from .catboosting import catboost_available
 
 __all__ = ["MODELS", "TabularModel", "auto_n_jobs", "create_model", "default_models", "default_n_jobs",
-           "list_models", "missing_extra", "model_imports", "register_model"]
+           "list_models", "missing_extra", "register_model"]
 
 
 def list_models() -> list[str]:
@@ -30,17 +30,6 @@ def list_models() -> list[str]:
     True
     """
     return sorted(MODELS)
-
-
-def model_imports(name: str) -> tuple[str, ...]:
-    """The modules family ``name``'s fit imports beyond the shared ones (nn: torch); an unknown name
-    has none here and its error comes from :func:`create_model`.
-
-    >>> model_imports("nn"), model_imports("lgbm")
-    (('torch',), ())
-    """
-    cls = MODELS.get(name)
-    return tuple(cls.imports) if cls is not None else ()
 
 
 def default_models(n_rows: int | None = None, *, installed: bool = True) -> tuple[str, ...]:
