@@ -37,3 +37,19 @@ def newest_runs(competition: str, n: int) -> list[dict]:
     _, r = kk("runs", competition, "--json")
     rows = json.loads(r.stdout)
     return sorted(rows, key=lambda s: s["created"] or "", reverse=True)[:n]
+
+
+def new_workspace(name: str, data: Path, prefix: str):
+    """A fresh temporary workspace with the spec ``kk new`` writes for ``name`` (its files under
+    ``data``, which becomes ``KK_DATA_DIR``). Returns (workspace, spec file). ``kk new`` unedited."""
+    import tempfile
+
+    from kagglekit.scaffold import new_competition
+    from kagglekit.workspace import Workspace
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "competitions").mkdir()
+    os.environ["KK_DATA_DIR"] = str(data)
+    ws = Workspace.at(root)
+    spec, _ = new_competition(name, ws)
+    return ws, spec

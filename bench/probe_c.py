@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import SHARED
+from _common import SHARED, new_workspace
 from _handloop import frozen_features, preload
 
 
@@ -56,16 +55,10 @@ def main() -> None:
 
     from kagglekit.data import load_data
     from kagglekit.folds import get_folds
-    from kagglekit.scaffold import new_competition
     from kagglekit.vision.probe import PROBE_C_GRID
-    from kagglekit.workspace import Workspace
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    root = Path(tempfile.mkdtemp(prefix="kk_probe_c_"))
-    (root / "competitions").mkdir()
-    os.environ["KK_DATA_DIR"] = str(args.data)
-    ws = Workspace.at(root)
-    new_competition(args.set, ws)
+    ws, _ = new_workspace(args.set, args.data, "kk_probe_c_")
     comp = ws.competition(args.set)
     data = load_data(comp, ws)
     fold = get_folds(data, ws).fold

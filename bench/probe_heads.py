@@ -18,12 +18,11 @@ import copy
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import SHARED
+from _common import SHARED, new_workspace
 from _handloop import frozen_features, preload
 
 
@@ -73,18 +72,12 @@ def main() -> None:
 
     from kagglekit.data import load_data
     from kagglekit.folds import get_folds
-    from kagglekit.scaffold import new_competition
     from kagglekit.vision.config import make_heads
     from kagglekit.vision.learner import Learner
     from kagglekit.vision.probe import choose_c, fit_head
-    from kagglekit.workspace import Workspace
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    root = Path(tempfile.mkdtemp(prefix="kk_probe_heads_"))
-    (root / "competitions").mkdir()
-    os.environ["KK_DATA_DIR"] = str(args.data)
-    ws = Workspace.at(root)
-    spec, _ = new_competition(args.set, ws)
+    ws, spec = new_workspace(args.set, args.data, "kk_probe_heads_")
     comps = {"submitted": ws.competition(args.set)}  # then the auxiliary targets kk new lists, switched on
     spec.write_text(re.sub(r"(?m)^# (\[\[targets\]\]|name = |task = |submit = )", r"\1", spec.read_text()))
     comps["with auxiliary"] = ws.competition(args.set)
