@@ -290,6 +290,15 @@ def load_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def compact(path: Path) -> None:
+    """Rewrite a .gz results file as one gzip stream: a row is appended as a member of its own (so an
+    interrupted suite keeps every finished fold), which compresses seven times worse."""
+    if path.suffix == ".gz" and path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), compresslevel=9))
+        tmp.replace(path)
+
+
 def report(results: list[dict], tabs: dict[str, Table], kk_label: str) -> None:
     df = pd.DataFrame(results)
     if df.empty:
@@ -394,6 +403,7 @@ def main() -> None:
                         results.append(row)
                         print(f"{name} r{rep} f{f} {sys_name}: {row['score']:.4f} in {secs:.1f}s", flush=True)
                     shutil.rmtree(folder, ignore_errors=True)
+    compact(results_path)
     report([r for r in results if r["table"] in chosen], tabs, args.label)
     if args.normalise:
         systems = args.normalise.split(",")
