@@ -40,6 +40,27 @@ def test_design_learns_from_the_training_fold_only():
     assert np.isfinite(Z).all()
 
 
+def test_regression_fitted_dense_finds_the_sparse_designs_elastic_net(monkeypatch):
+    from sklearn.linear_model import ElasticNetCV
+
+    from kagglekit.tabular import linear
+
+    X = _frame(n=400, seed=2)
+    noise = np.random.default_rng(3).normal(size=400)
+    y = 2 * np.log1p(X["price"]).to_numpy() + (X["cat"] == 2) - 0.1 * X["month"] + noise
+    real_fit, fits = ElasticNetCV.fit, {}
+    for way, cells in (("dense", linear._DENSE_CELLS), ("sparse", -1)):
+        seen: list = []
+        monkeypatch.setattr(linear, "_DENSE_CELLS", cells)
+        spy = lambda self, Z, t, _seen=seen: (_seen.append(Z), real_fit(self, Z, t))[1]  # noqa: E731
+        monkeypatch.setattr(ElasticNetCV, "fit", spy)
+        fits[way] = create_model("linear", task="regression", seed=0).fit(X, y, categorical=("cat",))
+        assert isinstance(seen[0], np.ndarray) == (way == "dense")  # what the elastic net was given
+    dense, sparse = fits["dense"], fits["sparse"]
+    assert dense.estimator_.alpha_ == pytest.approx(sparse.estimator_.alpha_)
+    assert np.allclose(dense.predict(X), sparse.predict(X), atol=1e-8)
+
+
 def test_one_class_missing_from_a_fold_gets_probability_zero():
     X = _frame(seed=1)
     y = (X["z"] > 0).astype(int).to_numpy()  # classes 0 and 1 seen; class 2 exists elsewhere

@@ -89,6 +89,16 @@ class LinearDesign:
         return sparse.csr_matrix(self.transformer_.transform(X.astype(float)))
 
 
+_DENSE_CELLS = 2**24  # 128 MiB of float64
+
+
+def _dense_enough(Z: Any) -> bool:
+    """Whether the design fits dense in ``_DENSE_CELLS``: scikit-learn's coordinate descent on a dense
+    matrix finds the same elastic net as on the sparse one in a tenth to a thirtieth of the time
+    (``bench/linear_dense.py``)."""
+    return Z.shape[0] * Z.shape[1] <= _DENSE_CELLS
+
+
 @register_model("linear")
 class LinearModel(TabularModel):
     """Regularised linear models (scikit-learn) on :class:`LinearDesign`: ``ElasticNetCV`` for
@@ -123,7 +133,7 @@ class LinearModel(TabularModel):
                                        cv=StratifiedKFold(max(2, min(k, smallest)), shuffle=True,
                                                           random_state=self.seed),
                                        max_iter=int(p["max_iter"]), use_legacy_attributes=False, n_jobs=1)
-        est.fit(Z, y)
+        est.fit(Z.toarray() if self.task == "regression" and _dense_enough(Z) else Z, y)
         self.estimator_ = est
         self.best_iteration_ = max(1, int(np.max(est.n_iter_)))  # the solver's iterations
         self.feature_importances_ = self._importance(Z, X.columns)
