@@ -94,6 +94,27 @@ def test_run_groups_queues_every_group_at_once_and_yields_them_in_order(tmp_path
         list(run_groups(_wait_for_or_make, [["wait"], ["make"]], state={"flag": tmp_path / "flag2"}, workers=1))
 
 
+def _log_start(state, job):
+    import time
+
+    with open(state["log"], "a") as fh:
+        fh.write(job + "\n")
+    time.sleep(0.2)  # long beside a worker's start, so each worker has taken its job before the next is due
+    return job
+
+
+def test_the_costliest_groups_jobs_are_queued_first_and_yielded_in_order(tmp_path):
+    log = tmp_path / "started"
+    groups = [["cheap1", "cheap2", "cheap3"], ["dear1", "dear2", "dear3"]]
+    out = list(run_groups(_log_start, groups, state={"log": log}, workers=2, costs=[1.0, 4.0]))
+    assert out == groups  # the caller's order
+    started = log.read_text().split()
+    assert set(started[:3]) == {"dear1", "dear2", "dear3"}, started  # two workers take the queue in its order
+    log.unlink()
+    list(run_groups(_log_start, groups, state={"log": log}, workers=2))  # no costs: the groups' order
+    assert set(log.read_text().split()[:3]) == {"cheap1", "cheap2", "cheap3"}
+
+
 @pytest.mark.parametrize("model, task", [("lgbm", "binary"), ("linear", "multiclass"), ("nn", "regression"),
                                          ("rf", "regression")])
 def test_folds_in_workers_predict_what_folds_one_after_another_predict(ws, monkeypatch, model, task):
@@ -114,6 +135,7 @@ def test_folds_in_workers_predict_what_folds_one_after_another_predict(ws, monke
     monkeypatch.setattr(crossval, "fold_workers", lambda **kw: 1)
     one_by_one = crossval.fit_predict_cv(feats, data, folds, model, bags=2)
     assert used == [2] and sorted(ticks) == list(range(folds.k))
+    assert side_by_side.seconds > 0 and one_by_one.seconds > 0  # the family's fit time, for its run's timings
     for a, b in ((side_by_side.oof, one_by_one.oof), (side_by_side.test, one_by_one.test)):
         np.testing.assert_allclose(a["y"], b["y"], rtol=1e-6, atol=1e-9)
     assert side_by_side.fold_scores == pytest.approx(one_by_one.fold_scores, abs=1e-9)

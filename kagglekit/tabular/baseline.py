@@ -162,12 +162,11 @@ def baseline(competition: str | Competition, *, models: tuple[str, ...] | None =
         bar.update(len(done) * folds.k * repeats * len(comp.submitted_targets))
         bar.set_description(", ".join(todo))
     first: Path | None = None
-    start = time.perf_counter()
     for model, cv in cross_validate(feats, data, folds, list(todo), params=params, seed=seed,
                                     time_limit=per_fold_limit and per_fold_limit / (bags * repeats), n_jobs=n_jobs,
                                     bags=bags, repeats=repeats,
                                     on_fold=(lambda _f: bar.update(1)) if bar is not None else None):
-        seconds, start = time.perf_counter() - start, time.perf_counter()  # since the previous family was done
+        seconds = cv.seconds  # its folds' fit time (/ the workers fitting them side by side)
         config, fp = todo[model]
         run = _store_run(store, data, folds, model, cv, seconds, {**config, "fingerprint": fp, **(record or {})})
         done[model] = ModelResult(model, run, cv.scores["cv"], float(np.std(cv.fold_scores)), cv.fold_scores,

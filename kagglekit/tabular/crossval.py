@@ -4,8 +4,9 @@ of ``kk baseline`` and of ``kk tune``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..spec import Target
 from ._base import default_n_jobs
 from ._workers import can_fork, fold_workers, requested_workers, run_groups
 from .features import TabularFeatures
-from .models import create_model
+from .models import MODELS, create_model
 from .preprocess import TabularPreprocessor
 
 
@@ -37,6 +38,7 @@ class CVPredictions:
     importance: pd.Series
     best_iterations: list[int]
     repeat_scores: list[float] = field(default_factory=list)  # repeated k-fold: each split's own CV
+    seconds: float = 0.0  # the folds' fit time / the workers fitting them side by side: the family's share of the wall
 
 
 def fit_predict_cv(feats: TabularFeatures, data: CompetitionData, folds: Folds, model: str, *,
@@ -63,8 +65,9 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
 
     On a small table every model's folds go to one pool of forked processes at once, one a core
     (:func:`~kagglekit.tabular._workers.fold_workers`; ``KK_FOLD_WORKERS=1`` for one after another),
-    so no core waits for the last fold of a family; the predictions are those of the folds one
-    after another. Elsewhere the models train one after another, each fit on every core."""
+    so no core waits for the last fold of a family, the costliest family's folds first
+    (``TabularModel.fold_cost``), so no core waits for a long last fold; the predictions are those
+    of the folds one after another. Elsewhere the models train one after another, each fit on every core."""
     if repeats > 1 and only_folds is not None:
         raise OptionError("repeats: repeated k-fold trains every fold of each split, not a subset of folds")
     plan = _plan(feats, data, folds, repeats, only_folds)
@@ -74,10 +77,11 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
     state = dict(feats=feats, ys=plan.ys, targets=plan.targets, n_rows=len(data.train), params=params or {},
                  seed=seed, bags=bags, time_limit=time_limit, predict_test=predict_test,
                  n_jobs=n_jobs if workers == 1 else 1)
-    done = run_groups(_fit_fold, jobs, state=state, workers=workers,
+    done = run_groups(_fit_fold, jobs, state=state, workers=workers, costs=[MODELS[m].fold_cost for m in models],
                       on_done=(lambda job: on_fold(job.fold)) if on_fold is not None else None)
     for model, group, fitted in zip(models, jobs, done, strict=True):
-        yield model, _assemble(plan, data, folds, group, fitted, bags, repeats, n_test=len(feats.test))
+        cv = _assemble(plan, data, folds, group, fitted, bags, repeats, n_test=len(feats.test))
+        yield model, replace(cv, seconds=sum(f.seconds for f in fitted) / workers)
 
 
 @dataclass(frozen=True)
@@ -155,10 +159,12 @@ class _FoldFit:
     test: list[np.ndarray]  # each bag's test prediction (empty without test)
     importance: list[pd.Series]
     best_iterations: list[int]
+    seconds: float = 0.0
 
 
 def _fit_fold(state: dict[str, Any], job: _FoldJob) -> _FoldFit:
     """One model on one fold of one target: preprocessing fitted on its training rows, ``bags`` seeded fits."""
+    start = time.perf_counter()
     feats, y, bags = state["feats"], state["ys"][job.target], state["bags"]
     params = state["params"].get(job.model)
     classes = state["targets"][job.target]["classes"]
@@ -177,6 +183,7 @@ def _fit_fold(state: dict[str, Any], job: _FoldJob) -> _FoldFit:
             out.test.append(est.predict(x_te))
         out.importance.append(pd.Series(est.feature_importances_, index=pre.feature_names_))
         out.best_iterations.append(int(getattr(est, "best_iteration_", 0) or 0))
+    out.seconds = time.perf_counter() - start
     return out
 
 
