@@ -55,13 +55,14 @@ def _pid_and_square(state, job):
 
 def test_run_groups_keeps_the_jobs_order_and_runs_in_other_processes():
     done = []
-    out, = run_groups(_pid_and_square, [list(range(7))], state={"bad": None}, workers=2, on_done=done.append)
+    (g, out), = run_groups(_pid_and_square, [list(range(7))], state={"bad": None}, workers=2, on_done=done.append)
+    assert g == 0
     assert [sq for _, sq in out] == [j * j for j in range(7)]
     assert sorted(done) == list(range(7))
     pids = {pid for pid, _ in out}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert not _workers._STATE  # nothing left behind for the next pool
-    inline, = run_groups(_pid_and_square, [[3]], state={"bad": None}, workers=1)
+    (_, inline), = run_groups(_pid_and_square, [[3]], state={"bad": None}, workers=1)
     assert inline == [(os.getpid(), 9)]
 
 
@@ -86,10 +87,10 @@ def _wait_for_or_make(state, job):
     raise DataError("the second group never started while the first was running")
 
 
-def test_run_groups_queues_every_group_at_once_and_yields_them_in_order(tmp_path):
+def test_run_groups_queues_every_group_at_once_and_yields_each_as_it_is_done(tmp_path):
     state = {"flag": tmp_path / "flag"}
     out = list(run_groups(_wait_for_or_make, [["wait"], ["make"]], state=state, workers=2))
-    assert out == [["waited"], ["made"]]
+    assert out == [(1, ["made"]), (0, ["waited"])]  # "make" was done first: yielded first, with its index
     with pytest.raises(DataError, match="never started"):  # one after another, it cannot: the test can fail
         list(run_groups(_wait_for_or_make, [["wait"], ["make"]], state={"flag": tmp_path / "flag2"}, workers=1))
 
@@ -103,11 +104,11 @@ def _log_start(state, job):
     return job
 
 
-def test_the_costliest_groups_jobs_are_queued_first_and_yielded_in_order(tmp_path):
+def test_the_costliest_groups_jobs_are_queued_first(tmp_path):
     log = tmp_path / "started"
     groups = [["cheap1", "cheap2", "cheap3"], ["dear1", "dear2", "dear3"]]
-    out = list(run_groups(_log_start, groups, state={"log": log}, workers=2, costs=[1.0, 4.0]))
-    assert out == groups  # the caller's order
+    out = dict(run_groups(_log_start, groups, state={"log": log}, workers=2, costs=[1.0, 4.0]))
+    assert out == {0: groups[0], 1: groups[1]}  # each job's result in its place
     started = log.read_text().split()
     assert set(started[:3]) == {"dear1", "dear2", "dear3"}, started  # two workers take the queue in its order
     log.unlink()
@@ -150,9 +151,10 @@ def test_cross_validate_yields_each_model_as_fit_predict_cv_would(ws, monkeypatc
     monkeypatch.setattr(crossval, "fold_workers", lambda **kw: 2)
     together = list(crossval.cross_validate(feats, data, folds, ["linear", "lgbm"],
                                             params={"lgbm": {"n_estimators": 50}}))
-    assert [m for m, _ in together] == ["linear", "lgbm"]
+    assert sorted(m for m, _ in together) == ["lgbm", "linear"]  # each once, the first done first
     for model, cv in together:
         alone = crossval.fit_predict_cv(feats, data, folds, model, params={"lgbm": {"n_estimators": 50}}.get(model))
         np.testing.assert_allclose(cv.oof["y"], alone.oof["y"], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(cv.test["y"], alone.test["y"], rtol=1e-6, atol=1e-9)
     assert not np.allclose(together[0][1].oof["y"], together[1][1].oof["y"])  # two different models
+    assert all(cv.seconds > 0 for _, cv in together)

@@ -85,38 +85,40 @@ def requested_workers(environ: Mapping[str, str] = os.environ) -> int | None:
 
 def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequence[Any]], *,
                state: dict[str, Any], workers: int, on_done: Callable[[Any], None] | None = None,
-               costs: Sequence[float] | None = None) -> Iterator[list[Any]]:
-    """Each group's ``[fn(state, job) for job in group]``, yielded group by group in their order.
+               costs: Sequence[float] | None = None) -> Iterator[tuple[int, list[Any]]]:
+    """Each group's ``(index, [fn(state, job) for job in group])``, yielded as each group is done.
     With more than one worker every group's jobs are queued at once in one pool of forked
-    processes, so the cores go on to the next group while the last jobs of one finish; each group
-    is yielded when all its jobs are done. ``costs`` (a job's expected time, one per group) queues
-    the costliest groups' jobs first, so that the last jobs to run, while a core may wait, are short
-    ones (the longest-first rule). ``on_done(job)`` runs here as a job's result is
+    processes, so the cores go on to the next group while the last jobs of one finish, and the
+    caller handles a finished group while the others run. ``costs`` (a job's expected time, one per
+    group) queues the costliest groups' jobs first, so that the last jobs to run, while a core may
+    wait, are short ones (the longest-first rule). ``on_done(job)`` runs here as a job's result is
     collected (a progress bar's tick); results keep the jobs' order. An exception in a worker is
     raised here, as it would be one after another, and the queued jobs never start."""
     if workers <= 1:
-        for group in groups:
+        for g, group in enumerate(groups):
             out = []
             for job in group:
                 out.append(fn(state, job))
                 if on_done is not None:
                     on_done(job)
-            yield out
+            yield g, out
         return
     _STATE.update(state=state, fn=fn)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
         order = sorted(range(len(groups)), key=lambda g: -costs[g]) if costs is not None else range(len(groups))
-        queued = {g: [pool.submit(_call, job) for job in groups[g]] for g in order}
-        futures = [queued[g] for g in range(len(groups))]
-        for group, futs in zip(groups, futures, strict=True):
-            index = {f: i for i, f in enumerate(futs)}
-            results: list[Any] = [None] * len(futs)
-            for fut in as_completed(futs):
-                results[index[fut]] = fut.result()
-                if on_done is not None:
-                    on_done(group[index[fut]])
-            yield results
+        where = {pool.submit(_call, job): (g, i) for g in order for i, job in enumerate(groups[g])}
+        results: list[list[Any]] = [[None] * len(group) for group in groups]
+        left = [len(group) for group in groups]
+        yield from ((g, []) for g in range(len(groups)) if not left[g])
+        for fut in as_completed(where):
+            g, i = where[fut]
+            results[g][i] = fut.result()
+            if on_done is not None:
+                on_done(groups[g][i])
+            left[g] -= 1
+            if left[g] == 0:
+                yield g, results[g]
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

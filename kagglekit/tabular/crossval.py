@@ -61,7 +61,8 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                    on_fold: Any = None, predict_test: bool = True, bags: int = 1,
                    repeats: int = 1) -> Iterator[tuple[str, CVPredictions]]:
     """Cross-validate each of ``models`` (as :func:`fit_predict_cv`), yielding ``(model, predictions)``
-    in their order as each is done. ``on_fold(fold)`` is called as each fold's fit is collected.
+    as each is done (in their order when the folds run one after another, the first done first when
+    side by side). ``on_fold(fold)`` is called as each fold's fit is collected.
 
     On a small table every model's folds go to one pool of forked processes at once, one a core
     (:func:`~kagglekit.tabular._workers.fold_workers`; ``KK_FOLD_WORKERS=1`` for one after another),
@@ -79,9 +80,9 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                  n_jobs=n_jobs if workers == 1 else 1)
     done = run_groups(_fit_fold, jobs, state=state, workers=workers, costs=[MODELS[m].fold_cost for m in models],
                       on_done=(lambda job: on_fold(job.fold)) if on_fold is not None else None)
-    for model, group, fitted in zip(models, jobs, done, strict=True):
-        cv = _assemble(plan, data, folds, group, fitted, bags, repeats, n_test=len(feats.test))
-        yield model, replace(cv, seconds=sum(f.seconds for f in fitted) / workers)
+    for g, fitted in done:
+        cv = _assemble(plan, data, folds, jobs[g], fitted, bags, repeats, n_test=len(feats.test))
+        yield models[g], replace(cv, seconds=sum(f.seconds for f in fitted) / workers)
 
 
 @dataclass(frozen=True)
