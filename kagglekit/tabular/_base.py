@@ -69,7 +69,7 @@ class TabularModel:
     name = "base"
     defaults: dict[str, Any] = {}
     # a family's seconds a fold, the mean over the 26 tables of bench/tabular_suite.py on 2 cores
-    # (bench/family_times.py): the fold pool queues the costliest family's folds first
+    # (bench/family_times.py, the run "kk lpt 17"): the fold pool queues the costliest family's folds first
     fold_cost: float = 1.0
 
     def __init__(self, *, task: str, n_classes: int = 0, params: dict[str, Any] | None = None, seed: int = 42,

@@ -20,7 +20,7 @@ class CatBoostModel(TabularModel):
     Spaceship Titanic); ``max_ctr_complexity`` 1 would be 1.7x faster but cost bike sharing 0.0018
     RMSLE, so CatBoost's 4 stays."""
 
-    fold_cost = 7.0  # seconds a fold (TabularModel.fold_cost)
+    fold_cost = 7.0  # seconds a fold (TabularModel.fold_cost; the suite run "kk timed", another day)
     defaults = {"iterations": 1000, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0,
                 "random_strength": 1.0, "bagging_temperature": 1.0, "border_count": 254,
                 "boosting_type": "Plain", "max_ctr_complexity": 4, "early_stopping_rounds": 100}

@@ -16,7 +16,7 @@ class RandomForestModel(TabularModel):
     """scikit-learn's random forest. On large tables each tree sees at most ``max_rows`` rows
     (``max_samples``), which bounds its time: a forest on 100k rows costs what one on 20k does."""
 
-    fold_cost = 2.2  # seconds a fold (TabularModel.fold_cost)
+    fold_cost = 2.7  # seconds a fold (TabularModel.fold_cost)
     defaults = {"n_estimators": 150, "min_samples_leaf": 3, "max_features": "sqrt", "max_depth": None,
                 "max_rows": 20_000}
 

@@ -25,7 +25,7 @@ class LightGBMModel(TabularModel):
     beyond noise on any, and Titanic fell 0.0056 +/- 0.0031. Early stopping and the greedy ensemble,
     which weighs the families per table, already adapt to a table's size."""
 
-    fold_cost = 1.2  # seconds a fold (TabularModel.fold_cost)
+    fold_cost = 1.4  # seconds a fold (TabularModel.fold_cost)
     defaults = {
         "n_estimators": 3000, "learning_rate": 0.03, "num_leaves": 31, "min_child_samples": 20,
         "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0,

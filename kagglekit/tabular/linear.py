@@ -109,7 +109,7 @@ class LinearModel(TabularModel):
     ``alphas`` / ``Cs`` (how many strengths are tried), ``min_frequency``, ``skew``,
     ``onehot_numeric_max`` (the design), ``max_iter``."""
 
-    fold_cost = 0.7  # seconds a fold (TabularModel.fold_cost)
+    fold_cost = 1.2  # seconds a fold (TabularModel.fold_cost)
     defaults = {"l1_ratio": [0.1, 0.5, 0.9, 1.0], "alphas": 30, "Cs": 12, "inner_folds": 3, "max_iter": 2000,
                 "min_frequency": 10, "skew": 0.75, "onehot_numeric_max": 24}
 

@@ -44,7 +44,8 @@ def default_models(n_rows: int | None = None, *, installed: bool = True) -> tupl
     - linear (``--label "kk +linear"``, the outer 5 folds of 6 real tables, 3 of 20 more): the
       submitted blend gained beyond noise on 4 of 26 tables (attrition AUC +0.049, Carseats RMSE
       -0.24, credit_data, Default), within noise on the rest (breast cancer +0.0070 +/- 0.0058
-      accuracy, diabetes, wine) and lost on none; 2 s on Spaceship Titanic, 28 s on bike sharing.
+      accuracy, diabetes, wine) and lost on none; 2 s on Spaceship Titanic, 28 s on bike sharing
+      (1.1 s since its elastic net is fitted dense, ``bench/linear_dense.py``).
     - nn (``--label "kk +nn"``, the first 2 outer folds of all 26 tables, the blend against the same
       runs blended without it): gains on 4 (car_prices RMSE 2168 against 2280, Salaries, Boston,
       credit_data), 22 within noise, no loss; the mean normalised score (0 = the forest alone, 1 =
