@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from nn_optimizer import fold_data
-from tabular_suite import HERE, _env, outer_folds, tables, write_competition
+from nn_optimizer import suite_fold
+from tabular_suite import HERE, tables
 
 REGRESSIONS = ("ggplot2-diamonds,bike-sharing-demand,aer-cps1988,islr-wage,islr-carseats,mass-boston,"
                "modeldata-sacramento,modeldata-concrete,cardata-salaries,modeldata-car-prices,diabetes")
@@ -59,13 +56,7 @@ def main() -> None:
     tabs = tables()
     for name in args.tables.split(","):
         t = tabs[name]
-        folder = Path(args.work) / name
-        shutil.rmtree(folder, ignore_errors=True)
-        write_competition(t, folder, outer_folds(t, 5, seed=0)[0])
-        (folder / "competitions").mkdir(parents=True)
-        subprocess.run([sys.executable, "-m", "kagglekit", "new", name], cwd=folder, env=_env(folder),
-                       capture_output=True, check=True)
-        data = fold_data(folder, name)
+        data = suite_fold(t, Path(args.work) / name)
         seconds: dict[str, list[float]] = {"dense": [], "sparse": []}
         preds, alphas = {}, {}
         for r in range(args.repeats):

@@ -68,6 +68,16 @@ def fold_data(folder: Path, name: str):
     return x_tr, y[tr], x_va, y[va], t.task, classes, tuple(feats.plan.categorical), len(data.train)
 
 
+def suite_fold(t, folder: Path) -> tuple:  # noqa: ANN001  (a tabular_suite.Table)
+    """The table's first outer fold as a competition in ``folder`` given ``kk new``, then :func:`fold_data`."""
+    shutil.rmtree(folder, ignore_errors=True)
+    write_competition(t, folder, outer_folds(t, 5, seed=0)[0])
+    (folder / "competitions").mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "kagglekit", "new", t.name], cwd=folder, env=_env(folder),
+                   capture_output=True, check=True)
+    return fold_data(folder, t.name)
+
+
 def fit_seconds(args: tuple, way: str) -> tuple[float, np.ndarray]:
     from kagglekit.tabular import _onecycle
     from kagglekit.tabular.nn import TabularNNModel
@@ -99,14 +109,7 @@ def main() -> None:
     torch.set_num_threads(1)
     tabs = tables()
     for name in args.tables.split(","):
-        t = tabs[name]
-        folder = Path(args.work) / name
-        shutil.rmtree(folder, ignore_errors=True)
-        write_competition(t, folder, outer_folds(t, 5, seed=0)[0])
-        (folder / "competitions").mkdir(parents=True)
-        subprocess.run([sys.executable, "-m", "kagglekit", "new", name], cwd=folder, env=_env(folder),
-                       capture_output=True, check=True)
-        data = fold_data(folder, name)
+        data = suite_fold(tabs[name], Path(args.work) / name)
         seconds: dict[str, list[float]] = {"foreach": [], "loop": []}
         preds: dict[str, np.ndarray] = {}
         for r in range(args.repeats):
