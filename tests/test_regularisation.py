@@ -48,7 +48,7 @@ def test_a_heads_probe_does_not_depend_on_the_other_heads():
     rng = np.random.default_rng(2)
     n, d = 300, 64
     x = torch.from_numpy(rng.normal(size=(n, d)).astype(np.float32))
-    kind = ((x[:, 0] + rng.normal(size=n).astype(np.float32)) > 0).float()
+    kind = ((x[:, 0] + torch.from_numpy(rng.normal(size=n).astype(np.float32))) > 0).float()
     separable = (x[:, 1:20].sum(1) > 0).float()
 
     def fitted(heads: list, ys: torch.Tensor, max_iter: int = 15) -> torch.Tensor:
