@@ -164,8 +164,8 @@ def smoke_test(run_plan: Plan, seconds: float = 6.0, arch: str = SMOKE_ARCH, siz
     cfg = TrainConfig(arch=arch, batch_size=batch, pretrained=False, sizes=(size,))
     model, _ = create_vision_model(arch, 2, pretrained=False)
     learner = make_learner(model, [Head("y", 0, 2, ("a", "b"))], run_plan)
-    loader = Loaders(images, y, cfg, (0.5,) * 3, (0.25,) * 3, ("squish", 1.0), 0, plan=run_plan)(
-        np.arange(n), size, train=True)
+    loaders = Loaders(images, y, cfg, (0.5,) * 3, (0.25,) * 3, ("squish", 1.0), 0, plan=run_plan)
+    loader = loaders(np.arange(n), size, train=True)
     opt = learner.optimizer(1e-3, 1e-3, 0.01)
     learner.train_epoch(loader, opt, None)  # warm-up: workers start, kernels are chosen
     seen, t = 0, time.perf_counter()
@@ -175,6 +175,7 @@ def smoke_test(run_plan: Plan, seconds: float = 6.0, arch: str = SMOKE_ARCH, siz
     if run_plan.device == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t
+    loaders.close()
     if not np.isfinite(loss):
         raise KKError(f"smoke test: the loss is {loss} after {seen} images in {run_plan.precision}; "
                       "try --precision fp32")

@@ -51,6 +51,41 @@ def test_dataloader_workers_give_exactly_the_predictions_of_none(ws):
         pd.testing.assert_series_equal(pd.read_csv(runs[w].run.path / "history.csv")["train_loss"], h0["train_loss"])
 
 
+def test_a_closed_loader_has_stopped_its_workers_and_their_feeder_threads():
+    """kk stops a loader's workers itself and waits for the threads that fed them, so no thread is
+    ending while the next loader forks (CPython gh-112275 hangs such a child before Python 3.12)."""
+    import threading
+
+    from kagglekit.machine import Plan
+    from kagglekit.vision.config import TrainConfig
+    from kagglekit.vision.loaders import Loaders
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(24)]
+    plan = Plan("cpu", 1, 1, 2, "fp32", False, False, False, 8)
+    loaders = Loaders(images, np.zeros((24, 1), np.float32), TrainConfig(arch="test_convnext", batch_size=8),
+                      (0.5,) * 3, (0.25,) * 3, ("squish", 1.0), 0, plan=plan)
+    before = {t for t in threading.enumerate() if t.name == "QueueFeederThread"}
+    train_loader, valid_loader = loaders(np.arange(16), 32, train=True), loaders(np.arange(16, 24), 32, train=False)
+    for loader in (train_loader, valid_loader, train_loader):  # persistent: the train loader's workers stay
+        assert sum(len(x) for x, _ in loader) > 0
+    workers = [*train_loader._iterator._workers, *valid_loader._iterator._workers]
+    feeders = {t for t in threading.enumerate() if t.name == "QueueFeederThread"} - before
+    assert len(workers) == 4 and all(w.is_alive() for w in workers) and len(feeders) >= 3
+    loaders.close()
+    assert not any(w.is_alive() for w in workers) and not any(t.is_alive() for t in feeders)
+    assert loaders.opened == [] and train_loader._iterator is None
+
+    class Echo:  # a learner's predict: the loader's images, in order
+        def predict(self, loader):
+            return np.concatenate([x.reshape(len(x), -1)[:, :1].numpy() for x, _ in loader])
+
+    before = set(threading.enumerate())
+    out = loaders.predict(Echo(), np.arange(24), 32)
+    assert out.shape == (24, 1) and loaders.opened == []
+    assert not [t for t in threading.enumerate() if t not in before and t.name == "QueueFeederThread"]
+
+
 def _accumulation_runs(precision: str):
     torch.manual_seed(0)
     base = timm.create_model("test_convnext", pretrained=False, num_classes=3)

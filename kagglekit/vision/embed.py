@@ -36,8 +36,9 @@ def image_embeddings(data: CompetitionData, ws: Workspace, *, arch: str | None =
     out = []
     for frame in (data.train, data.test):
         images = [im for im in load_images(frame["path"].tolist(), side, cache) if im is not None]  # none skipped
-        loader = Loaders(images, np.zeros((len(images), 1), np.float32), cfg, *model_stats(model), resize,
-                         cfg.seed, plan=run_plan)(np.arange(len(images)), cfg.sizes[0], train=False)
-        feats, _, _ = learner.features(loader)  # eval mode, no gradients
+        loaders = Loaders(images, np.zeros((len(images), 1), np.float32), cfg, *model_stats(model), resize,
+                          cfg.seed, plan=run_plan)
+        feats, _, _ = learner.features(loaders(np.arange(len(images)), cfg.sizes[0], train=False))  # no gradients
+        loaders.close()
         out.append(feats.numpy())
     return out[0], out[1], source

@@ -269,6 +269,7 @@ def _run_phase(ctx: FoldContext, pi: int, kind: str, size: int, epochs: int, poi
         body_lr = phase_lr / cfg.lr_mult if ctx.pretrained and kind != "frozen" else phase_lr
         learner.fit_one_cycle(train_loader, epochs, phase_lr, body_lr, cfg.weight_decay, on_epoch,
                               **schedule(kind, ctx.pretrained), start_epoch=start_epoch, state=state)
+    ctx.loaders.close()  # the phase's loaders: their workers stop before the next phase forks its own
     if bar is not None:
         bar.close()
 

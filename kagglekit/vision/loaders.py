@@ -3,6 +3,9 @@
 Every image's random augmentation is drawn from a seed of its own (the loader's seed, the epoch and
 the image's row), so a run augments the same way whatever the number of DataLoader workers or DDP
 processes: two processes with half the batch each see exactly the batches one process sees.
+
+A loader's worker processes are stopped by :func:`close` as soon as it is done with (a prediction's
+at once, a phase's training and validation loaders at the phase's end), not by the garbage collector.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Loaders:
         self.workers, self.pin_memory = (plan.workers, plan.pin_memory) if plan else (0, False)
         self.batch_size = cfg.batch_size or (plan.batch_size if plan else default_batch_size(None))
         self.calls = 0
+        self.opened: list[Any] = []  # the loaders with worker processes handed out and not yet closed
 
     def __call__(self, idx: np.ndarray, size: int, *, train: bool, tta: bool = False, mirror: bool = False):
         """A loader over rows ``idx``: training augmentations (``train``), TTA's milder random ones
@@ -98,12 +102,43 @@ class Loaders:
         else:
             batches = InOrder(len(rows), self.batch_size * 2)
         # the batch sampler yields lists of (row, epoch) keys, which ImageDataset takes (map-style)
-        return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=self.workers,
-                                           persistent_workers=self.workers > 0, pin_memory=self.pin_memory)
+        loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=self.workers,
+                                             persistent_workers=self.workers > 0, pin_memory=self.pin_memory)
+        if self.workers > 0:
+            self.opened.append(loader)
+        return loader
 
     def predict(self, learner: Any, idx: np.ndarray, size: int, **kw: Any) -> np.ndarray:
         """Raw outputs for rows ``idx`` in order: each rank predicts its share, then they are gathered."""
-        return self.dist.gather_rows(learner.predict(self(idx, size, train=False, **kw)), len(idx))
+        loader = self(idx, size, train=False, **kw)
+        try:
+            raw = learner.predict(loader)
+        finally:
+            self.close(loader)
+        return self.dist.gather_rows(raw, len(idx))
+
+    def close(self, *loaders: Any) -> None:
+        """Stop the worker processes of ``loaders`` (of every loader handed out, when none is named)."""
+        for loader in loaders or list(self.opened):
+            close(loader)
+            self.opened = [o for o in self.opened if o is not loader]
+
+
+def close(loader: Any) -> None:
+    """Stop a DataLoader's worker processes now, and wait until the threads that fed them indices
+    have ended. Left to the garbage collector, those threads end while the next loader forks its
+    workers, and before Python 3.12 a fork while another thread ends can hang the child for ever
+    (CPython gh-112275; seen once in kk's tests, a prediction's worker that never started)."""
+    it = getattr(loader, "_iterator", None)  # a persistent loader's workers (torch's private state)
+    if it is None or not hasattr(it, "_shutdown_workers"):
+        return
+    queues = list(getattr(it, "_index_queues", ()))
+    it._shutdown_workers()
+    for q in queues:
+        feeder = getattr(q, "_thread", None)  # multiprocessing.Queue's feeder thread, started by its first put
+        if feeder is not None:
+            feeder.join(timeout=10)
+    loader._iterator = None
 
 
 def tta_predict(learner: Any, loaders: Loaders, idx: np.ndarray, size: int, n: int,

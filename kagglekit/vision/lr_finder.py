@@ -52,6 +52,7 @@ def lr_find_arrays(cfg: TrainConfig, data: CompetitionData, heads: list[Head], y
     loaders = Loaders(images, y, cfg, mean, std, resize, cfg.seed, plan=run_plan)
     loader = loaders(np.flatnonzero(folds.fold != 0), cfg.sizes[0], train=True)
     lrs, losses, suggestion = learner.lr_find(loader, weight_decay=cfg.weight_decay)
+    loaders.close()
     return lrs, losses, suggestion, source
 
 
