@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kagglekit.data import load_data
-from kagglekit.errors import DataError, OptionError
+from kagglekit.errors import DataError, OptionError, RunError
 from kagglekit.folds import get_folds
 from kagglekit.tabular import _workers, crossval
 from kagglekit.tabular._workers import can_fork, fold_workers, requested_workers, run_groups
@@ -99,7 +99,7 @@ def _log_start(state, job):
     import time
 
     with open(state["log"], "a") as fh:
-        fh.write(job + "\n")
+        fh.write(f"{os.getpid()}:{job}\n")
     time.sleep(0.2)  # long beside a worker's start, so each worker has taken its job before the next is due
     return job
 
@@ -109,11 +109,47 @@ def test_the_costliest_groups_jobs_are_queued_first(tmp_path):
     groups = [["cheap1", "cheap2", "cheap3"], ["dear1", "dear2", "dear3"]]
     out = dict(run_groups(_log_start, groups, state={"log": log}, workers=2, costs=[1.0, 4.0]))
     assert out == {0: groups[0], 1: groups[1]}  # each job's result in its place
-    started = log.read_text().split()
-    assert set(started[:3]) == {"dear1", "dear2", "dear3"}, started  # two workers take the queue in its order
+    # two workers take the queue in its order, each its first job and the next it holds: dear1, dear2,
+    # then dear3 and cheap1, whichever finishes first
+    assert _first_two_of_each_worker(log) == {"dear1", "dear2", "dear3", "cheap1"}
     log.unlink()
     list(run_groups(_log_start, groups, state={"log": log}, workers=2))  # no costs: the groups' order
-    assert set(log.read_text().split()[:3]) == {"cheap1", "cheap2", "cheap3"}
+    assert _first_two_of_each_worker(log) == {"cheap1", "cheap2", "cheap3", "dear1"}
+
+
+def _first_two_of_each_worker(log) -> set[str]:
+    by_worker: dict[str, list[str]] = {}
+    for line in log.read_text().split():
+        pid, job = line.split(":")
+        by_worker.setdefault(pid, []).append(job)
+    assert len(by_worker) == 2
+    return {job for jobs in by_worker.values() for job in jobs[:2]}
+
+
+def _pid_after(state, job):
+    """A job of the group that needs the slow module checks it was imported first; returns its pid."""
+    import sys
+    import time
+
+    if job.startswith("setup"):
+        assert "kk_slow_module" in sys.modules
+    time.sleep(state["seconds"][job[:5]])
+    return os.getpid()
+
+
+@pytest.mark.parametrize("job_s, workers_importing", [(0.05, 1), (0.8, 2)])
+def test_a_slow_import_is_paid_by_a_second_worker_only_when_it_pays(tmp_path, monkeypatch, job_s, workers_importing):
+    """Group 0's jobs need a module that takes 0.5 s to import. Short jobs (a small table's network
+    folds): one worker imports it and fits them while the other fits group 1. Long jobs: once one
+    is timed, the other worker imports it too, to share the jobs left."""
+    (tmp_path / "kk_slow_module.py").write_text("import time\ntime.sleep(0.5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the forked workers inherit it
+    groups = [[f"setup{i}" for i in range(4)], [f"plain{i}" for i in range(8)]]
+    out = dict(run_groups(_pid_after, groups, state={"seconds": {"setup": job_s, "plain": 0.05}}, workers=2,
+                          costs=[5.0, 1.0], setups=["kk_slow_module", None]))
+    assert len(out[0]) == 4 and len(out[1]) == 8
+    assert len(set(out[0])) == workers_importing, out
+    assert "kk_slow_module" not in __import__("sys").modules  # imported in the workers only
 
 
 @pytest.mark.parametrize("model, task", [("lgbm", "binary"), ("linear", "multiclass"), ("nn", "regression"),
@@ -158,3 +194,15 @@ def test_cross_validate_yields_each_model_as_fit_predict_cv_would(ws, monkeypatc
         np.testing.assert_allclose(cv.test["y"], alone.test["y"], rtol=1e-6, atol=1e-9)
     assert not np.allclose(together[0][1].oof["y"], together[1][1].oof["y"])  # two different models
     assert all(cv.seconds > 0 for _, cv in together)
+
+
+def _die_on_3(state, job):
+    if job == 3:
+        os._exit(1)  # as the kernel's out-of-memory killer ends a worker: no exception, no result
+    return job
+
+
+def test_a_worker_that_dies_is_one_error_naming_the_way_round_it():
+    with pytest.raises(RunError, match="died without a result.*KK_FOLD_WORKERS=1"):
+        list(run_groups(_die_on_3, [list(range(6))], state={}, workers=2))
+    assert not _workers._STATE

@@ -71,6 +71,8 @@ class TabularModel:
     # a family's seconds a fold, the mean over the 26 tables of bench/tabular_suite.py on 2 cores
     # (bench/family_times.py, the run "kk lpt 17"): the fold pool queues the costliest family's folds first
     fold_cost: float = 1.0
+    # a module its folds import that takes seconds to (torch): a fold worker imports it only when that pays
+    fold_setup: str | None = None
 
     def __init__(self, *, task: str, n_classes: int = 0, params: dict[str, Any] | None = None, seed: int = 42,
                  n_jobs: int | None = None, time_limit: float | None = None, n_rows: int | None = None):

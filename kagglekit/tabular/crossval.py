@@ -79,6 +79,7 @@ def cross_validate(feats: TabularFeatures, data: CompetitionData, folds: Folds, 
                  seed=seed, bags=bags, time_limit=time_limit, predict_test=predict_test,
                  n_jobs=n_jobs if workers == 1 else 1)
     done = run_groups(_fit_fold, jobs, state=state, workers=workers, costs=[MODELS[m].fold_cost for m in models],
+                      setups=[MODELS[m].fold_setup for m in models],
                       on_done=(lambda job: on_fold(job.fold)) if on_fold is not None else None)
     for g, fitted in done:
         cv = _assemble(plan, data, folds, jobs[g], fitted, bags, repeats, n_test=len(feats.test))
