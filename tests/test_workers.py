@@ -206,3 +206,24 @@ def test_a_worker_that_dies_is_one_error_naming_the_way_round_it():
     with pytest.raises(RunError, match="died without a result.*KK_FOLD_WORKERS=1"):
         list(run_groups(_die_on_3, [list(range(6))], state={}, workers=2))
     assert not _workers._STATE
+
+
+def _sleep_or_fail(state, job):
+    import time
+
+    if job == "bad":
+        time.sleep(0.3)  # the other worker has started its long job
+        raise DataError("bad job")
+    time.sleep(60)
+
+
+def test_an_error_stops_the_other_workers_at_once():
+    """The long job's result is not wanted once another job failed (or on Ctrl-C): its worker is
+    stopped, not waited for."""
+    import time
+
+    t = time.perf_counter()
+    with pytest.raises(DataError, match="bad job"):
+        list(run_groups(_sleep_or_fail, [["long", "bad"]], state={}, workers=2))
+    assert time.perf_counter() - t < 20
+    assert not __import__("multiprocessing").active_children()

@@ -26,6 +26,7 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import time
 import traceback
@@ -151,8 +152,12 @@ def run_groups(fn: Callable[[dict[str, Any], Any], Any], groups: Sequence[Sequen
             left[g] -= 1
             if left[g] == 0:
                 yield g, results[g]
-    finally:
+    except BaseException:  # an error, Ctrl-C, or the caller stopped early: the jobs left are not wanted
+        pool.close(abort=True)
+        raise
+    else:
         pool.close()
+    finally:
         _STATE.clear()
 
 
@@ -189,23 +194,26 @@ class _Pool:
                         pick = queue[0]  # never wait on nothing (pays_to_set_up's rule does not leave it so)
                     if pick is not None:
                         queue.remove(pick)
-                        loaded[w].update([setups[pick[0]]] if setups[pick[0]] else [])
+                        setup = setups[pick[0]]
+                        if setup:
+                            loaded[w].add(setup)
                         try:
-                            self.conns[w].send((*pick, setups[pick[0]]))
+                            self.conns[w].send((*pick, setup))
                         except OSError:
                             raise self._died(w) from None
                         held[w].append(pick)
-            for conn in wait([self.conns[w] for w in range(len(self.procs)) if held[w]]):
-                w = self.conns.index(conn)
+            for ready in wait([self.conns[w] for w in range(len(self.procs)) if held[w]]):
+                w = self.conns.index(ready)
                 try:
-                    status, result, imported, seconds = conn.recv()
+                    status, result, imported, seconds = self.conns[w].recv()
                 except (EOFError, OSError):  # its end of the pipe closed, or reset with a job unread
                     raise self._died(w) from None
                 if status == "error":
-                    raise result
+                    raise result if isinstance(result, BaseException) else RunError(str(result))
                 g, i = held[w].pop(0)
-                if setups[g] and imported is not None:
-                    setup_s[setups[g]] = imported
+                done_setup = setups[g]
+                if done_setup and imported is not None:
+                    setup_s[done_setup] = imported
                 job_s.setdefault(g, []).append(seconds)
                 yield (g, i), result
 
@@ -232,16 +240,19 @@ class _Pool:
         return RunError(f"a fold worker (pid {self.procs[w].pid}) died without a result (out of memory?); "
                         "KK_FOLD_WORKERS=1 fits the folds one after another")
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: each ends once told, or at once with ``abort`` (a job's result not wanted)."""
         for conn, proc in zip(self.conns, self.procs, strict=True):
-            if proc.is_alive():
-                try:
-                    conn.send(None)
-                except OSError:
-                    proc.terminate()
+            if abort:
+                proc.terminate()
+                continue
+            try:
+                conn.send(None)
+            except OSError:
+                proc.terminate()
         for conn, proc in zip(self.conns, self.procs, strict=True):
             proc.join(timeout=5)
-            if proc.is_alive():  # still fitting a job: its result is not wanted (an error elsewhere, Ctrl-C)
+            if proc.is_alive():
                 proc.terminate()
                 proc.join()
             conn.close()
@@ -253,6 +264,7 @@ def _serve(conn: Any, inherited: list[Any]) -> None:
 
     for other in inherited:  # the other workers' pipes, inherited from the parent
         other.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     while (msg := conn.recv()) is not None:
         g, i, setup = msg
         job = _STATE["groups"][g][i]
