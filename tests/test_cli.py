@@ -127,3 +127,28 @@ def test_warnings_are_one_clean_line(tmp_path):
     lines = [ln for ln in out.stderr.splitlines() if "pretrained weights" in ln or "warnings.warn" in ln
              or "run_train(" in ln]
     assert lines == [next(ln for ln in lines if ln.startswith("warning: no pretrained weights for test_convnext"))]
+
+
+def test_ctrl_c_in_kk_train_says_how_to_resume(tmp_path):
+    """Ctrl-C after an epoch: one line naming the command that resumes the run, exit code 130
+    (typer turns the interrupt into a silent exit of its own; kk looks behind it)."""
+    import signal
+    import time
+
+    pytest.importorskip("timm")
+    from .conftest import make_images
+
+    (tmp_path / "competitions").mkdir()
+    make_images(tmp_path, n=48, n_test=8, size=32)
+    p = subprocess.Popen([sys.executable, "-m", "kagglekit", "train", "tiny", "--arch", "test_convnext", "--sizes",
+                          "32", "--epochs", "200", "--folds", "0", "--no-submit", "--pretrained", "false"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "KK_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("runs/tiny/*/fold_0/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until an epoch is checkpointed
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    run = next(tmp_path.glob("runs/tiny/*/fold_0")).parent.name
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1] == f"interrupted; continue with: kk train tiny --resume {run}"

@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="kk")
     except SystemExit as e:  # click exits even on success; callers of main() want it to return
+        interrupt = _interrupt_behind(e)
+        if interrupt is not None:  # typer turns Ctrl-C into a silent exit 130: say so, and how to go on
+            print(f"interrupted; {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
+            sys.exit(130)
         if e.code not in (0, None):
             raise
     except KKError as e:
@@ -53,3 +57,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as e:
         print(f"interrupted; {e}" if str(e) else "interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C an exit was raised from (typer raises click's ``Exit(130)`` from the KeyboardInterrupt,
+    whose message may say how to go on: ``kk train``'s ``continue with: kk train ... --resume ID``)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None or isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
