@@ -4,7 +4,7 @@ Every image's random augmentation is drawn from a seed of its own (the loader's 
 the image's row), so a run augments the same way whatever the number of DataLoader workers or DDP
 processes: two processes with half the batch each see exactly the batches one process sees.
 
-A loader's worker processes are stopped by :func:`close` as soon as it is done with (a prediction's
+A loader's worker processes are stopped by :func:`stop_workers` as soon as it is done with (a prediction's
 at once, a phase's training and validation loaders at the phase's end), not by the garbage collector.
 """
 
@@ -120,11 +120,11 @@ class Loaders:
     def close(self, *loaders: Any) -> None:
         """Stop the worker processes of ``loaders`` (of every loader handed out, when none is named)."""
         for loader in loaders or list(self.opened):
-            close(loader)
+            stop_workers(loader)
             self.opened = [o for o in self.opened if o is not loader]
 
 
-def close(loader: Any) -> None:
+def stop_workers(loader: Any) -> None:
     """Stop a DataLoader's worker processes now, and wait until the threads that fed them indices
     have ended. Left to the garbage collector, those threads end while the next loader forks its
     workers, and before Python 3.12 a fork while another thread ends can hang the child for ever
